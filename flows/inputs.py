@@ -1,0 +1,47 @@
+"""Checking input_data against a workflow's input schema before anything starts."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+from flows.errors import InvalidInput, StepError
+from flows.model import WorkflowDefinition
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Draft202012Validator:
+    import json
+
+    return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
+
+
+def input_problems(definition: WorkflowDefinition, input_data: Any) -> list[dict[str, str]]:
+    """Every way `input_data` breaks the schema, one entry per field."""
+    import json
+
+    validator = _validator(json.dumps(definition.input_schema, sort_keys=True))
+    problems = []
+    for error in sorted(validator.iter_errors(input_data), key=lambda e: list(map(str, e.absolute_path))):
+        path = ".".join(str(part) for part in error.absolute_path)
+        if error.validator == "required":
+            missing = error.message.split("'")[1] if "'" in error.message else ""
+            path = ".".join(filter(None, [path, missing]))
+            message = "is required"
+        else:
+            message = error.message
+        problems.append({"field": path or "(input)", "message": message})
+    return problems
+
+
+def validate_input(definition: WorkflowDefinition, input_data: Any, *, as_step: bool = False) -> None:
+    problems = input_problems(definition, input_data)
+    if not problems:
+        return
+    listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    message = f"input_data is not valid for workflow '{definition.key}': {listed}"
+    if as_step:
+        raise StepError(message)
+    raise InvalidInput(message, details=problems)

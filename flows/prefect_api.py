@@ -1,0 +1,188 @@
+"""The few Prefect REST calls flowdeck makes on its hot paths, with retries that fit them.
+
+Prefect's own client answers a 503 from a busy SQLite server (PrefectHQ/prefect#18934) with
+a 2 s back-off; the lock clears within milliseconds, so flowdeck retries after 10-20 ms,
+doubling up to 1 s. Payloads and answers are Prefect's own pydantic schemas, so what is
+sent is exactly what Prefect's client would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect.client.schemas.objects import Deployment, Flow, FlowRun, TaskRun
+from prefect.client.schemas.responses import OrchestrationResult
+from prefect.states import State
+
+from flows.errors import PrefectUnavailable
+
+RETRY_STATUSES = {429, 502, 503, 504}
+MAX_ATTEMPTS = 10
+
+
+class PrefectAPI:
+    """An async client for one Prefect API; share one per process (connections are pooled)."""
+
+    def __init__(self, api_url: str | None = None) -> None:
+        self.api_url = (api_url or os.environ.get("PREFECT_API_URL") or "").rstrip("/")
+        if not self.api_url:
+            raise PrefectUnavailable("PREFECT_API_URL is not set")
+        headers = {}
+        api_key = os.environ.get("PREFECT_API_KEY")
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        auth_string = os.environ.get("PREFECT_API_AUTH_STRING")
+        if auth_string:
+            import base64
+
+            headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+        self._http = httpx.AsyncClient(
+            base_url=self.api_url,
+            headers=headers,
+            timeout=httpx.Timeout(30.0, connect=5.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+        self._flow_ids: dict[str, UUID] = {}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "PrefectAPI":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def request(self, method: str, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        delay = 0.01
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                response = await self._http.request(method, path, json=json, **kwargs)
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise PrefectUnavailable(
+                        f"cannot reach the Prefect API at {self.api_url}: {exc}; "
+                        "start it with `flowdeck server start` or set PREFECT_API_URL"
+                    ) from None
+            except httpx.TimeoutException:
+                raise PrefectUnavailable(
+                    f"the Prefect API at {self.api_url} did not answer {method} {path} in time"
+                ) from None
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    if response.status_code >= 400 and response.status_code not in (404, 409, 422):
+                        raise PrefectUnavailable(
+                            f"Prefect API {method} {path} answered {response.status_code}: "
+                            f"{response.text[:300]}"
+                        )
+                    return response
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise PrefectUnavailable(
+                        f"Prefect API {method} {path} stayed busy ({response.status_code})"
+                    )
+            await asyncio.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    # flows -------------------------------------------------------------------------------
+    async def flow_id(self, name: str) -> UUID:
+        """The id of the Prefect flow called `name`, created on first use (cached)."""
+        if name not in self._flow_ids:
+            response = await self.request("POST", "/flows/", json={"name": name})
+            self._flow_ids[name] = Flow.model_validate(response.json()).id
+        return self._flow_ids[name]
+
+    # flow runs ---------------------------------------------------------------------------
+    async def create_flow_run(
+        self,
+        *,
+        flow_name: str,
+        name: str,
+        parameters: dict[str, Any],
+        state: State[Any],
+        tags: list[str],
+        context: dict[str, Any] | None = None,
+        labels: dict[str, Any] | None = None,
+        deployment_id: UUID | None = None,
+        idempotency_key: str | None = None,
+        flow_version: str | None = None,
+    ) -> FlowRun:
+        body: dict[str, Any] = {
+            "name": name,
+            "parameters": parameters,
+            "context": context or {},
+            "tags": tags,
+            "labels": labels or {},
+            "state": state.to_state_create().model_dump(mode="json", exclude_unset=True),
+        }
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        if deployment_id is not None:
+            path = f"/deployments/{deployment_id}/create_flow_run"
+        else:
+            body["flow_id"] = str(await self.flow_id(flow_name))
+            if flow_version:
+                body["flow_version"] = flow_version
+            path = "/flow_runs/"
+        response = await self.request("POST", path, json=body)
+        if response.status_code == 404:
+            raise PrefectUnavailable(f"Prefect has no deployment {deployment_id}; run `flowdeck deploy`")
+        if response.status_code >= 400:
+            raise PrefectUnavailable(f"Prefect refused the flow run: {response.text[:500]}")
+        return FlowRun.model_validate(response.json())
+
+    async def read_flow_run(self, flow_run_id: UUID) -> FlowRun | None:
+        response = await self.request("GET", f"/flow_runs/{flow_run_id}")
+        if response.status_code == 404:
+            return None
+        return FlowRun.model_validate(response.json())
+
+    async def read_flow_runs(self, body: dict[str, Any]) -> list[FlowRun]:
+        response = await self.request("POST", "/flow_runs/filter", json=body)
+        return [FlowRun.model_validate(item) for item in response.json()]
+
+    async def set_flow_run_state(
+        self, flow_run_id: UUID, state: State[Any], *, force: bool = False
+    ) -> OrchestrationResult[Any]:
+        body = {
+            "state": state.to_state_create().model_dump(mode="json", exclude_unset=True),
+            "force": force,
+        }
+        response = await self.request("POST", f"/flow_runs/{flow_run_id}/set_state", json=body)
+        if response.status_code >= 400:
+            raise PrefectUnavailable(
+                f"Prefect refused the state change of {flow_run_id}: {response.text[:300]}"
+            )
+        return OrchestrationResult.model_validate(response.json())
+
+    async def update_flow_run_labels(self, flow_run_id: UUID, labels: dict[str, Any]) -> None:
+        await self.request("PATCH", f"/flow_runs/{flow_run_id}/labels", json=labels)
+
+    # task runs ---------------------------------------------------------------------------
+    async def read_task_runs(self, flow_run_id: UUID, limit: int = 200) -> list[TaskRun]:
+        body = {
+            "flow_runs": {"id": {"any_": [str(flow_run_id)]}},
+            "sort": "EXPECTED_START_TIME_ASC",
+            "limit": limit,
+        }
+        response = await self.request("POST", "/task_runs/filter", json=body)
+        return [TaskRun.model_validate(item) for item in response.json()]
+
+    # deployments -------------------------------------------------------------------------
+    async def read_deployment_by_name(self, flow_name: str, deployment_name: str) -> Deployment | None:
+        response = await self.request("GET", f"/deployments/name/{flow_name}/{deployment_name}")
+        if response.status_code == 404:
+            return None
+        return Deployment.model_validate(response.json())
+
+    async def health(self) -> bool:
+        try:
+            response = await self._http.get("/health", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200

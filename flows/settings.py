@@ -1,0 +1,44 @@
+"""Where flowdeck keeps its state and how it finds Prefect: environment variables only.
+
+    FLOWDECK_HOME          state of the embedded Prefect server, results, tokens (~/.flowdeck)
+    FLOWDECK_DEFINITIONS   the definitions directory (./definitions)
+    FLOWDECK_SYNC_TIMEOUT  the server-wide sync limit in seconds (60)
+    PREFECT_API_URL        an existing Prefect API; when unset flowdeck runs its own server
+    FLOWDECK_SERVER_PORT   port of the embedded Prefect server (4200)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_SERVER_PORT = 4200
+
+
+def home() -> Path:
+    return Path(os.environ.get("FLOWDECK_HOME") or Path.home() / ".flowdeck").expanduser()
+
+
+def definitions_dir() -> Path:
+    return Path(os.environ.get("FLOWDECK_DEFINITIONS") or "definitions")
+
+
+def sync_timeout_default() -> float:
+    return float(os.environ.get("FLOWDECK_SYNC_TIMEOUT") or 60)
+
+
+def server_port() -> int:
+    return int(os.environ.get("FLOWDECK_SERVER_PORT") or DEFAULT_SERVER_PORT)
+
+
+def prefect_home() -> Path:
+    """PREFECT_HOME of the embedded server and of every process that uses it.
+
+    Results live under it (`storage/`), so every process on this machine reads every
+    execution's output; a multi-machine setup sets a shared result storage block instead.
+    """
+    return home() / "prefect"
+
+
+def external_api_url() -> str | None:
+    return os.environ.get("PREFECT_API_URL") or None
