@@ -1,0 +1,272 @@
+"""The `flowdeck` command.
+
+Prefect reads its settings when it is imported, so every command that talks to Prefect
+first settles the environment (`prefect_server.configure_environment`) and only then
+imports the engine. Errors a user can cause print one clear line and exit 2 (nothing was
+started) or 1 (the execution failed); a traceback is always a flowdeck bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows import prefect_server
+from flows.errors import FlowdeckError, NotFound, PrefectUnavailable
+
+app = typer.Typer(
+    help="YAML workflows for voice and chat agents, run on Prefect.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+server_app = typer.Typer(help="The local Prefect server flowdeck runs when PREFECT_API_URL is unset.")
+app.add_typer(server_app, name="server")
+
+out = Console()
+err = Console(stderr=True)
+
+DefinitionsOption = typer.Option(
+    None, "--definitions", "-d", envvar="FLOWDECK_DEFINITIONS", help="Definitions directory (default ./definitions)."
+)
+
+
+def _fail(message: str, code: int = 2) -> "typer.Exit":
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _engine(definitions: Optional[Path], catalog: Any = None):  # type: ignore[no-untyped-def]
+    """Connect to Prefect (starting the local server if needed), then load the engine."""
+    try:
+        prefect_server.configure_environment()
+    except PrefectUnavailable as error:
+        raise _fail(str(error), 3) from None
+    from flows.service import Flowdeck
+
+    engine = Flowdeck.open(definitions, catalog=catalog)
+    return engine
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(None, help="Files or directories (default: the definitions directory)."),
+    definitions: Optional[Path] = DefinitionsOption,
+) -> None:
+    """Check definitions: every problem of every file, as PATH:LINE:COL: error: MESSAGE."""
+    from flows import settings
+    from flows.definitions import validate_paths
+
+    targets = list(paths or [definitions or settings.definitions_dir()])
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        raise _fail(f"no such file or directory: {', '.join(map(str, missing))}")
+    problems = validate_paths(targets)
+    for problem in problems:
+        print(problem)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = len(problems) - errors
+    summary = f"{errors} error(s), {warnings} warning(s)"
+    err.print(summary if errors else f"ok: {summary}", highlight=False)
+    raise typer.Exit(1 if errors else 0)
+
+
+@app.command("list")
+def list_workflows(
+    definitions: Optional[Path] = DefinitionsOption,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Every workflow with its versions and statuses."""
+    from flows.definitions import load_catalog
+
+    catalog = load_catalog(definitions)
+    rows = []
+    for workflow_id, versions in sorted(catalog.workflows().items()):
+        for definition in versions:
+            rows.append(
+                {
+                    "workflow_id": workflow_id,
+                    "version": definition.version,
+                    "status": definition.status,
+                    "name": definition.name,
+                    "path": definition.path,
+                }
+            )
+    broken = [f for f in catalog.files if f.problems and any(p.severity == "error" for p in f.problems)]
+    if as_json:
+        _print_json({"workflows": rows, "invalid_files": [str(f.path) for f in broken]})
+        return
+    table = Table("workflow", "version", "status", "name", "file")
+    for row in rows:
+        table.add_row(row["workflow_id"], str(row["version"]), row["status"], row["name"], str(row["path"]))
+    out.print(table)
+    for file in broken:
+        err.print(f"[yellow]invalid:[/] {file.path} (run `flowdeck validate {file.path}`)", highlight=False)
+
+
+@app.command()
+def run(
+    workflow_id: str = typer.Argument(..., help="The workflow id."),
+    version: str = typer.Option("latest", "--version", "-v", help="'latest' or a version number."),
+    input_json: Optional[str] = typer.Option(None, "--input", "-i", help="input_data as a JSON object."),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", help="A file holding input_data JSON."),
+    run_async: bool = typer.Option(False, "--async", help="Start in async mode and return the execution id."),
+    idempotency_key: Optional[str] = typer.Option(None, "--idempotency-key", help="Same key within 24 h: same execution."),
+    as_json: bool = typer.Option(False, "--json", help="Print the response body as JSON."),
+    definitions: Optional[Path] = DefinitionsOption,
+) -> None:
+    """Run a workflow (sync by default: wait for its output)."""
+    from flows.service import parse_input
+
+    try:
+        if input_file is not None:
+            try:
+                text = input_file.read_text()
+            except OSError as error:
+                raise _fail(f"cannot read --input-file {input_file}: {error.strerror}") from None
+            input_data = parse_input(text, f"--input-file {input_file}")
+        else:
+            input_data = parse_input(input_json)
+        from flows.definitions import load_catalog
+
+        # Resolve and check the input before touching Prefect: nothing starts on bad input.
+        catalog = load_catalog(definitions)
+        definition = catalog.resolve(workflow_id, version, allow_draft=True)
+        from flows.inputs import validate_input
+
+        validate_input(definition, input_data)
+    except FlowdeckError as error:
+        raise _fail(error.message) from None
+
+    engine = _engine(definitions, catalog)
+
+    async def go() -> dict[str, Any]:
+        async with engine:
+            if run_async:
+                from flows.async_mode import submit
+
+                return await submit(engine, definition, input_data, idempotency_key=idempotency_key)
+            call = await engine.run_sync(workflow_id, version, input_data, allow_draft=True)
+            _show_body(call.body, as_json)
+            await call.finish()
+            return call.body
+
+    try:
+        body = asyncio.run(go())
+    except FlowdeckError as error:
+        raise _fail(error.message, 3 if isinstance(error, PrefectUnavailable) else 2) from None
+    if run_async:
+        _show_body(body, as_json)
+    raise typer.Exit(1 if body["status"] == "failed" else 0)
+
+
+def _show_body(body: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(body)
+        return
+    status = body["status"]
+    colour = {"success": "green", "failed": "red"}.get(status, "yellow")
+    out.print(f"[bold {colour}]{status}[/]  {body['execution_id']}", highlight=False)
+    if "output" in body:
+        out.print_json(data=body["output"])
+    if body.get("error"):
+        error = body["error"]
+        out.print(f"step [bold]{error.get('step_name')}[/]: {error.get('message')}", highlight=False)
+    if status in ("running", "waiting", "pending"):
+        extra = f" (resumes at {body['resume_at']})" if body.get("resume_at") else ""
+        out.print(f"continues in async mode{extra}; poll with: flowdeck status {body['execution_id']}", highlight=False)
+    sys.stdout.flush()
+
+
+@app.command()
+def status(
+    execution_id: str = typer.Argument(..., help="exec_<32 hex>"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Status of an execution (sync or async)."""
+    engine = _engine(None)
+
+    async def go() -> dict[str, Any]:
+        async with engine:
+            return await engine.status(execution_id)
+
+    try:
+        body = asyncio.run(go())
+    except NotFound as error:
+        raise _fail(error.message, 2) from None
+    except FlowdeckError as error:
+        raise _fail(error.message, 3) from None
+    if as_json:
+        _print_json(body)
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in body.items():
+        if value is None:
+            continue
+        table.add_row(f"[bold]{key}[/]", json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    out.print(table)
+
+
+@server_app.command("start")
+def server_start(
+    database: Optional[str] = typer.Option(
+        None, "--database", envvar="FLOWDECK_DATABASE_URL", help="e.g. postgresql+asyncpg://localhost/prefect"
+    ),
+) -> None:
+    """Start the local Prefect server (detached; reused by every flowdeck command)."""
+    try:
+        state = prefect_server.start(database)
+    except PrefectUnavailable as error:
+        raise _fail(str(error), 3) from None
+    out.print(f"Prefect server running at {state.api_url} (pid {state.pid})", highlight=False)
+    out.print(f"UI: {state.api_url.removesuffix('/api')}", highlight=False)
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server."""
+    stopped = prefect_server.stop()
+    out.print("stopped" if stopped else "no local server was running")
+
+
+@server_app.command("status")
+def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Is the Prefect server up, and which one is used."""
+    state = prefect_server.status()
+    if as_json:
+        _print_json(state.__dict__)
+    else:
+        health = "[green]up[/]" if state.healthy else "[red]down[/]"
+        kind = "local (flowdeck-managed)" if state.managed else "external (PREFECT_API_URL)"
+        out.print(f"{health} {state.api_url} {kind}" + (f" pid {state.pid}" if state.pid else ""))
+    raise typer.Exit(0 if state.healthy else 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

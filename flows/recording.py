@@ -1,0 +1,173 @@
+"""How an execution shows up in Prefect: one flow run, one task run per executed step.
+
+Flow runs are written through the REST API (they carry the execution id and the state).
+Task runs are written the way Prefect's own task engine writes them: state-change events
+that the server's task-run recorder turns into task runs; emitting one costs microseconds
+and never waits on the database. Step outputs and final results go to Prefect's result
+storage, so any process (any machine, with shared storage) can read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID, uuid4
+
+from prefect.client.schemas.objects import TaskRun
+from prefect.results import ResultRecord, ResultStore, get_default_result_storage
+from prefect.serializers import JSONSerializer
+from prefect.states import Completed, Failed, Running, State
+from prefect.utilities.engine import emit_task_run_state_change_event
+
+from flows.interpreter import JournalEntry
+from flows.model import Step, WorkflowDefinition
+
+FLOWDECK_TAG = "flowdeck"
+
+
+def execution_id_for(flow_run_id: UUID) -> str:
+    return f"exec_{flow_run_id.hex}"
+
+
+def flow_run_id_for(execution_id: str) -> UUID | None:
+    """The Prefect flow run id inside an execution id, or None when it is not one."""
+    if not execution_id.startswith("exec_"):
+        return None
+    try:
+        return UUID(hex=execution_id[len("exec_"):])
+    except ValueError:
+        return None
+
+
+def run_tags(definition: WorkflowDefinition, mode: str) -> list[str]:
+    return [
+        FLOWDECK_TAG,
+        f"workflow:{definition.id}",
+        f"version:{definition.version}",
+        f"mode:{mode}",
+    ]
+
+
+def flow_run_name(definition: WorkflowDefinition) -> str:
+    return f"{definition.id} v{definition.version}"
+
+
+_store: ResultStore | None = None
+
+
+def result_store() -> ResultStore:
+    """Prefect's default result storage ($PREFECT_HOME/storage or the configured block)."""
+    global _store
+    if _store is None:
+        _store = ResultStore(
+            result_storage=get_default_result_storage(_sync=True),  # type: ignore[call-arg]
+            serializer=JSONSerializer(),
+            cache_result_in_memory=False,
+        )
+    return _store
+
+
+def journal_key(flow_run_id: UUID, step_key: str) -> str:
+    return f"flowdeck-{flow_run_id.hex}-step-{step_key}"
+
+
+def outcome_key(flow_run_id: UUID) -> str:
+    return f"flowdeck-{flow_run_id.hex}-outcome"
+
+
+async def write_record(key: str, value: Any) -> ResultRecord[Any]:
+    store = result_store()
+    record = store.create_result_record(value, key=key)
+    await store.apersist_result_record(record)
+    return record
+
+
+async def read_record(key: str) -> Any | None:
+    store = result_store()
+    if not await store.aexists(key):
+        return None
+    record = await store.aread(key)
+    return record.result
+
+
+@dataclass
+class _StepRecord:
+    task_run: TaskRun
+    running: State[Any]
+
+
+@dataclass
+class TaskRunEvents:
+    """Emits task-run events for the steps of one flow run; buffers until the id is known."""
+
+    definition: WorkflowDefinition
+    mode: str
+    flow_run_id: UUID | None = None
+    _open: dict[str, _StepRecord] = field(default_factory=dict)
+    _buffer: list[tuple[TaskRun, State[Any] | None, State[Any]]] = field(default_factory=list)
+
+    def attach(self, flow_run_id: UUID) -> None:
+        self.flow_run_id = flow_run_id
+        for task_run, initial, validated in self._buffer:
+            task_run.flow_run_id = flow_run_id
+            validated.state_details.flow_run_id = flow_run_id
+            emit_task_run_state_change_event(task_run, initial, validated)
+        self._buffer.clear()
+
+    def _emit(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
+        if self.flow_run_id is None:
+            self._buffer.append((task_run, initial, validated))
+        else:
+            emit_task_run_state_change_event(task_run, initial, validated)
+
+    def started(self, key: str, step: Step) -> None:
+        now = datetime.now(timezone.utc)
+        task_run = TaskRun(
+            id=uuid4(),
+            name=step.name if "." not in key else f"{key}",
+            flow_run_id=self.flow_run_id,
+            task_key=f"flowdeck.{self.definition.id}.{step.type}",
+            dynamic_key=key,
+            tags=run_tags(self.definition, self.mode) + [f"step:{step.type}"],
+            expected_start_time=now,
+            start_time=now,
+            run_count=1,
+        )
+        running = Running(timestamp=now)
+        running.state_details.task_run_id = task_run.id
+        running.state_details.flow_run_id = self.flow_run_id
+        task_run.state = running
+        self._open[key] = _StepRecord(task_run, running)
+        self._emit(task_run, None, running)
+
+    def finished(self, key: str, output: Any, *, failed_message: str | None = None) -> None:
+        record = self._open.pop(key, None)
+        if record is None:
+            return
+        now = datetime.now(timezone.utc)
+        if failed_message is None:
+            final: State[Any] = Completed(timestamp=now)
+        else:
+            final = Failed(timestamp=now, message=failed_message)
+        final.state_details.task_run_id = record.task_run.id
+        final.state_details.flow_run_id = self.flow_run_id
+        task_run = record.task_run.model_copy()
+        task_run.end_time = now
+        task_run.total_run_time = now - (record.task_run.start_time or now)
+        task_run.state = final
+        self._emit(task_run, record.running, final)
+
+    def abandon_open(self, message: str) -> None:
+        for key in list(self._open):
+            self.finished(key, None, failed_message=message)
+
+
+async def flush_events(timeout: float = 5.0) -> None:
+    """Wait until emitted events have left the process (call before a process exits)."""
+    from prefect.events.worker import EventsWorker
+
+    result = EventsWorker.drain_all(timeout=timeout)
+    if asyncio.iscoroutine(result):
+        await result

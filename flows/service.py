@@ -1,0 +1,113 @@
+"""The engine's front door: what the CLI, the HTTP API and the TUI call.
+
+One `Flowdeck` per process holds the loaded definitions, one pooled Prefect API client and
+one pooled HTTP client for http steps. Every method either does everything it promises or
+raises a `FlowdeckError` before anything has started.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flows import executions
+from flows.definitions import Catalog, load_catalog
+from flows.errors import InvalidInput, NotRunnable
+from flows.inputs import validate_input
+from flows.model import WorkflowDefinition
+from flows.prefect_api import PrefectAPI
+from flows.sync import SyncCall, run_sync
+
+
+@dataclass
+class Flowdeck:
+    catalog: Catalog
+    api: PrefectAPI
+    http: httpx.AsyncClient
+
+    @classmethod
+    def open(
+        cls, definitions: str | Path | None = None, api_url: str | None = None, catalog: Catalog | None = None
+    ) -> "Flowdeck":
+        return cls(
+            catalog=catalog if catalog is not None else load_catalog(definitions),
+            api=PrefectAPI(api_url),
+            http=httpx.AsyncClient(follow_redirects=True),
+        )
+
+    def reload(self, definitions: str | Path | None = None) -> None:
+        self.catalog = load_catalog(definitions)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        await self.http.aclose()
+
+    async def __aenter__(self) -> "Flowdeck":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---------------------------------------------------------------------------------
+    def resolve(self, workflow_id: str, version: str | int | None = "latest", *, allow_draft: bool) -> WorkflowDefinition:
+        return self.catalog.resolve(workflow_id, version if version is not None else "latest", allow_draft=allow_draft)
+
+    def prepare(
+        self, workflow_id: str, version: str | int | None, input_data: Any, *, allow_draft: bool
+    ) -> WorkflowDefinition:
+        """Resolve and check everything a start needs; raises before anything runs."""
+        definition = self.resolve(workflow_id, version, allow_draft=allow_draft)
+        if not isinstance(input_data, dict):
+            raise InvalidInput(
+                f"input_data must be a JSON object, not {type(input_data).__name__}",
+                details=[{"field": "(input)", "message": "must be an object"}],
+            )
+        validate_input(definition, input_data)
+        return definition
+
+    async def run_sync(
+        self,
+        workflow_id: str,
+        version: str | int | None,
+        input_data: Any,
+        *,
+        allow_draft: bool = False,
+        trigger: dict[str, Any] | None = None,
+    ) -> SyncCall:
+        definition = self.prepare(workflow_id, version, input_data, allow_draft=allow_draft)
+        return await run_sync(
+            definition,
+            input_data,
+            api=self.api,
+            http=self.http,
+            resolve_workflow=self._resolve_for_step,
+            trigger=trigger,
+        )
+
+    def _resolve_for_step(self, workflow_id: str, version: str | int) -> WorkflowDefinition:
+        return self.catalog.resolve(workflow_id, version, allow_draft=False)
+
+    async def status(self, execution_id: str) -> dict[str, Any]:
+        return await executions.get_status(self.api, execution_id)
+
+
+def parse_input(text: str | None, source: str = "--input") -> dict[str, Any]:
+    """Input JSON from the command line, with a message that says what is wrong."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{source} must be a JSON object like '{{\"customer_email\": \"a@b.c\"}}'")
+    return value
+
+
+__all__ = ["Flowdeck", "parse_input", "NotRunnable"]
