@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -158,6 +159,8 @@ def run(
 
     engine = _engine(definitions, catalog)
 
+    from flows.recording import flush_events
+
     async def go() -> dict[str, Any]:
         async with engine:
             if run_async:
@@ -167,6 +170,7 @@ def run(
             call = await engine.run_sync(workflow_id, version, input_data, allow_draft=True)
             _show_body(call.body, as_json)
             await call.finish()
+            await flush_events()
             return call.body
 
     try:
@@ -223,6 +227,99 @@ def status(
             continue
         table.add_row(f"[bold]{key}[/]", json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     out.print(table)
+
+
+@app.command()
+def cancel(
+    execution_id: str = typer.Argument(..., help="exec_<32 hex>"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Cancel a pending, running or waiting execution: no further step runs."""
+    engine = _engine(None)
+
+    async def go() -> dict[str, Any]:
+        async with engine:
+            from flows.async_mode import cancel as cancel_execution
+
+            answer = await cancel_execution(engine, execution_id)
+            # A running execution stops at its worker within moments: report the end state.
+            for _ in range(50):
+                body = await engine.status(execution_id)
+                if body["status"] != "running":
+                    return body
+                await asyncio.sleep(0.1)
+            return {**body, "status": answer["status"]}
+
+    try:
+        body = asyncio.run(go())
+    except NotFound as error:
+        raise _fail(error.message, 2) from None
+    except FlowdeckError as error:
+        raise _fail(error.message, 1) from None
+    if as_json:
+        _print_json({"status": body["status"], "execution_id": execution_id})
+    else:
+        out.print(f"{body['status']}  {execution_id}", highlight=False)
+
+
+@app.command()
+def worker(
+    definitions: Optional[Path] = DefinitionsOption,
+    concurrency: int = typer.Option(100, "--concurrency", help="Executions run at once by this worker."),
+) -> None:
+    """Execute async work: every published and live version, from this process."""
+    engine = _engine(definitions)
+    from flows.worker import Worker, WorkerSettings
+
+    settings = WorkerSettings.from_env()
+    settings.concurrency = concurrency
+    node = Worker(engine=engine, settings=settings, project_dir=Path.cwd())
+
+    async def go() -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, node.stop)
+        ready = asyncio.Event()
+        serving = asyncio.create_task(node.run(ready))
+        await ready.wait()
+        err.print(
+            f"worker {node.name} serving {len(engine.catalog.definitions)} definition(s) "
+            f"from {os.environ.get('PREFECT_API_URL')} (ctrl+c to stop)",
+            highlight=False,
+        )
+        await serving
+        await engine.aclose()
+
+    try:
+        asyncio.run(go())
+    except FlowdeckError as error:
+        raise _fail(error.message, 3) from None
+
+
+@app.command()
+def deploy(
+    definitions: Optional[Path] = DefinitionsOption,
+    write_prefect_yaml: bool = typer.Option(False, "--write-prefect-yaml", help="Also rewrite prefect.yaml."),
+) -> None:
+    """Create/update the Prefect deployment of every published and live version."""
+    engine = _engine(definitions)
+    from flows.deployments import deployed, prefect_yaml, sync_deployments
+
+    async def go() -> dict[str, Any]:
+        async with engine:
+            return await sync_deployments(engine.api, engine.catalog.definitions, Path.cwd())
+
+    try:
+        ids = asyncio.run(go())
+    except FlowdeckError as error:
+        raise _fail(error.message, 3) from None
+    for key, deployment in sorted(ids.items()):
+        out.print(f"deployed {key}  ({deployment})", highlight=False)
+    if write_prefect_yaml:
+        Path("prefect.yaml").write_text(prefect_yaml(deployed(engine.catalog.definitions)))
+        out.print("wrote prefect.yaml")
 
 
 @server_app.command("start")

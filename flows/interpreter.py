@@ -41,6 +41,13 @@ class Outcome:
     status: str
     output: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    retryable: bool = False  # a step error (retried per policy), not a `fail` step
+
+    def record(self) -> dict[str, Any]:
+        """What is persisted as the execution's result."""
+        if self.status == "success":
+            return {"status": "success", "output": self.output}
+        return {"status": self.status, "error": self.error}
 
     def body(self, execution_id: str) -> dict[str, Any]:
         """The documented response body."""
@@ -57,6 +64,7 @@ class JournalEntry:
     output: Any = None
     started_at: str | None = None  # waits: when the timer started (ISO-8601)
     due_at: str | None = None  # waits: when it fires
+    task_run_id: str | None = None  # waits: the task run that stays open while suspended
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -165,7 +173,11 @@ class Run:
         except StepError as error:
             await self.hooks.step_failed(key, step, error.message)
             raise _Ended(
-                Outcome(status="failed", error={"step_name": step.name, "message": error.message})
+                Outcome(
+                    status="failed",
+                    error={"step_name": step.name, "message": error.message},
+                    retryable=True,
+                )
             ) from None
         await self.hooks.step_finished(key, step, output)
         self._remember(ctx, step, output)

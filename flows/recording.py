@@ -21,7 +21,6 @@ from prefect.serializers import JSONSerializer
 from prefect.states import Completed, Failed, Running, State
 from prefect.utilities.engine import emit_task_run_state_change_event
 
-from flows.interpreter import JournalEntry
 from flows.model import Step, WorkflowDefinition
 
 FLOWDECK_TAG = "flowdeck"
@@ -122,10 +121,13 @@ class TaskRunEvents:
         else:
             emit_task_run_state_change_event(task_run, initial, validated)
 
-    def started(self, key: str, step: Step) -> None:
-        now = datetime.now(timezone.utc)
+    def started(
+        self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None
+    ) -> UUID:
+        """Open a task run for a step (or re-open the one a suspended Wait left open)."""
+        now = since or datetime.now(timezone.utc)
         task_run = TaskRun(
-            id=uuid4(),
+            id=task_run_id or uuid4(),
             name=step.name if "." not in key else f"{key}",
             flow_run_id=self.flow_run_id,
             task_key=f"flowdeck.{self.definition.id}.{step.type}",
@@ -140,7 +142,9 @@ class TaskRunEvents:
         running.state_details.flow_run_id = self.flow_run_id
         task_run.state = running
         self._open[key] = _StepRecord(task_run, running)
-        self._emit(task_run, None, running)
+        if task_run_id is None:
+            self._emit(task_run, None, running)
+        return task_run.id
 
     def finished(self, key: str, output: Any, *, failed_message: str | None = None) -> None:
         record = self._open.pop(key, None)

@@ -180,7 +180,7 @@ async def run_sync(
             body["resume_at"] = handoff.resume_at.isoformat()
 
         async def finish_nothing() -> None:
-            await recording.flush_events()
+            return None
 
         return SyncCall(body=body, execution_id=execution_id, finish=finish_nothing)
 
@@ -189,7 +189,6 @@ async def run_sync(
 
     async def finish() -> None:
         await record_outcome(api, flow_run.id, outcome)
-        await recording.flush_events()
 
     return SyncCall(body=body, execution_id=execution_id, finish=finish)
 
@@ -205,7 +204,7 @@ async def _execute_with_id_early(run: Run, flow_run_task: "asyncio.Task[FlowRun]
 
 async def record_outcome(api: PrefectAPI, flow_run_id: UUID, outcome: Outcome) -> None:
     """The final state, with the documented body persisted as its result."""
-    record = await recording.write_record(recording.outcome_key(flow_run_id), outcome.__dict__)
+    record = await recording.write_record(recording.outcome_key(flow_run_id), outcome.record())
     if outcome.status == "success":
         state = Completed(data=record, message="success")
     else:

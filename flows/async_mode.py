@@ -1,0 +1,94 @@
+"""Async mode: start an execution as a deployment run and answer with its id at once.
+
+The answer is given only once the flow run exists in Prefect (`Scheduled`), so an
+execution id a caller holds always refers to work that will run: nothing is kept only in
+this process.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelling, Scheduled
+
+from flows import recording
+from flows.deployments import deployment_name, sync_deployments
+from flows.durable import mark_cancelled
+from flows.errors import FlowdeckError, NotRunnable
+from flows.executions import read_flow_run, status_of
+from flows.model import WorkflowDefinition
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+_deployment_ids: dict[tuple[str, str], UUID] = {}
+
+
+async def deployment_id(engine: Any, definition: WorkflowDefinition) -> UUID:
+    """The deployment of a published or live version (created on first use)."""
+    if definition.status == "draft":
+        raise NotRunnable(
+            f"'{definition.key}' is a draft: drafts run only in sync mode from the CLI or TUI; "
+            "set `status: published` (or live) to run it async"
+        )
+    cache_key = (engine.api.api_url, definition.key)
+    if cache_key not in _deployment_ids:
+        found = await engine.api.read_deployment_by_name(definition.id, deployment_name(definition))
+        if found is None:
+            ids = await sync_deployments(engine.api, [definition], Path.cwd())
+            _deployment_ids[cache_key] = ids[definition.key]
+        else:
+            _deployment_ids[cache_key] = found.id
+    return _deployment_ids[cache_key]
+
+
+async def submit(
+    engine: Any,
+    definition: WorkflowDefinition,
+    input_data: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    trigger: dict[str, Any] | None = None,
+    mode: str = "async",
+) -> dict[str, Any]:
+    """Create the flow run (Scheduled now) for a worker to pick up; input already checked."""
+    deployment = await deployment_id(engine, definition)
+    now = datetime.now(timezone.utc)
+    key = idempotency_key
+    for generation in range(1, 1000):
+        flow_run = await engine.api.create_flow_run(
+            flow_name=definition.id,
+            name=recording.flow_run_name(definition),
+            parameters=input_data,
+            state=Scheduled(scheduled_time=now),
+            tags=recording.run_tags(definition, mode),
+            context={"flowdeck": {"mode": mode, "trigger": trigger or {"type": "manual"}}},
+            labels={"flowdeck.attempt": 1},
+            deployment_id=deployment,
+            idempotency_key=key,
+        )
+        # Prefect keeps idempotency keys forever; flowdeck promises 24 h, so an older
+        # run with the same key makes way for a new one under a derived key.
+        if key is None or flow_run.created is None or now - flow_run.created < IDEMPOTENCY_WINDOW:
+            break
+        key = f"{idempotency_key}#{generation}"
+    status = status_of(flow_run) if flow_run.created and flow_run.created < now else "pending"
+    return {"status": status, "execution_id": recording.execution_id_for(flow_run.id)}
+
+
+async def cancel(engine: Any, execution_id: str) -> dict[str, Any]:
+    """Cancel a pending, running or waiting execution; no further step runs."""
+    flow_run = await read_flow_run(engine.api, execution_id)
+    status = status_of(flow_run)
+    if status in ("success", "failed", "cancelled"):
+        raise FlowdeckError(f"execution {execution_id} already ended ({status}); nothing to cancel")
+    if flow_run.state_type == StateType.RUNNING:
+        # The worker running it sees the Cancelling event, stops at once and marks it
+        # Cancelled; if it died, recovery does.
+        await engine.api.set_flow_run_state(flow_run.id, Cancelling(message="cancel requested"), force=True)
+    else:
+        await mark_cancelled(engine.api, flow_run.id)
+    return {"status": "cancelled" if flow_run.state_type != StateType.RUNNING else "cancelling", "execution_id": execution_id}

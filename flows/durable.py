@@ -1,0 +1,239 @@
+"""Running one async execution durably: journal, suspension, retries, timeout, cancel.
+
+Whoever hosts the execution (the flowdeck worker, or Prefect's own engine through
+`flows.entrypoint`) calls `execute_flow_run` on a flow run it has claimed. Durability comes
+from two places in Prefect:
+- the journal: each finished step's output is written to Prefect's result storage before
+  the next step starts, so a retry, a resume or a takeover after a crash skips it;
+- timers are flow-run states: a Wait, a retry delay or a hand-off ends the attempt with the
+  run `Scheduled` at the due time (named `Waiting` / `AwaitingRetry`), a row in Prefect's
+  database that any worker picks up when it falls due, whatever died in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+from uuid import UUID
+
+from prefect.client.schemas.objects import FlowRun
+from prefect.states import Cancelled, Scheduled
+
+from flows import recording
+from flows.errors import StepError
+from flows.interpreter import Hooks, JournalEntry, Outcome, Run
+from flows.model import Step, WaitStep, WorkflowDefinition
+from flows.prefect_api import PrefectAPI
+from flows.sync import record_outcome
+
+# Waits shorter than this sleep in place: suspending costs two state writes and a pickup.
+INLINE_WAIT_SECONDS = 0.5
+
+
+class Suspend(Exception):
+    def __init__(self, resume_at: datetime, step: Step) -> None:
+        self.resume_at = resume_at
+        self.step = step
+
+
+class ExecutionCancelled(Exception):
+    pass
+
+
+class ExecutionTimedOut(Exception):
+    def __init__(self, step: Step | None, limit: float) -> None:
+        self.step = step
+        self.limit = limit
+
+
+@dataclass
+class DurableHooks(Hooks):
+    api: PrefectAPI
+    flow_run_id: UUID
+    definition: WorkflowDefinition
+    deadline: datetime
+    events: recording.TaskRunEvents
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    current_step: Step | None = None
+    _recalled: dict[str, JournalEntry] = field(default_factory=dict)
+
+    async def recall(self, key: str) -> JournalEntry | None:
+        data = await recording.read_record(recording.journal_key(self.flow_run_id, key))
+        if data is None:
+            return None
+        entry = JournalEntry.from_json(data)
+        self._recalled[key] = entry
+        return entry
+
+    async def step_started(self, key: str, step: Step) -> None:
+        self.current_step = step
+        earlier = self._recalled.get(key)
+        if earlier is not None and earlier.task_run_id:
+            self.events.started(
+                key,
+                step,
+                task_run_id=UUID(earlier.task_run_id),
+                since=datetime.fromisoformat(earlier.started_at) if earlier.started_at else None,
+            )
+        else:
+            self.events.started(key, step)
+
+    async def step_finished(self, key: str, step: Step, output: Any) -> None:
+        await recording.write_record(
+            recording.journal_key(self.flow_run_id, key), JournalEntry(status="done", output=output).to_json()
+        )
+        self.events.finished(key, output)
+
+    async def step_failed(self, key: str, step: Step, message: str) -> None:
+        self.events.finished(key, None, failed_message=message)
+
+    async def checkpoint(self, key: str, step: Step) -> None:
+        if self.cancel_requested.is_set():
+            raise ExecutionCancelled()
+        if datetime.now(timezone.utc) >= self.deadline:
+            raise ExecutionTimedOut(step, self.definition.timeout)
+
+    async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
+        delay = (due_at - datetime.now(timezone.utc)).total_seconds()
+        if delay <= INLINE_WAIT_SECONDS:
+            await asyncio.sleep(max(0.0, delay))
+            return
+        record = self.events._open.get(key)
+        entry = JournalEntry(
+            status="waiting",
+            started_at=started_at.isoformat(),
+            due_at=due_at.isoformat(),
+            task_run_id=str(record.task_run.id) if record else None,
+        )
+        await recording.write_record(recording.journal_key(self.flow_run_id, key), entry.to_json())
+        self.events._open.pop(key, None)  # the task run stays open while suspended
+        raise Suspend(due_at, step)
+
+
+def deadline_of(flow_run: FlowRun, definition: WorkflowDefinition) -> datetime:
+    """The timeout is wall clock from creation, waits and retries included."""
+    created = flow_run.created or datetime.now(timezone.utc)
+    return created + timedelta(seconds=definition.timeout)
+
+
+def trigger_of(flow_run: FlowRun) -> dict[str, Any]:
+    context = (flow_run.context or {}).get("flowdeck") or {}
+    if context.get("trigger"):
+        return context["trigger"]
+    if flow_run.auto_scheduled:
+        moment = flow_run.expected_start_time
+        return {"type": "schedule", "scheduled_at": moment.isoformat() if moment else None}
+    return {"type": "manual"}
+
+
+def mode_of(flow_run: FlowRun) -> str:
+    for tag in flow_run.tags:
+        if tag.startswith("mode:"):
+            return tag[5:]
+    return "async"
+
+
+@dataclass
+class Disposition:
+    """How an attempt ended: finished, suspended until `resume_at`, or cancelled."""
+
+    kind: str  # "finished" | "suspended" | "retrying" | "cancelled"
+    outcome: Outcome | None = None
+    resume_at: datetime | None = None
+
+
+async def execute_flow_run(
+    api: PrefectAPI,
+    flow_run: FlowRun,
+    definition: WorkflowDefinition,
+    *,
+    http: Any = None,
+    resolve_workflow: Callable[[str, Any], WorkflowDefinition] | None = None,
+    cancel_requested: asyncio.Event | None = None,
+) -> Disposition:
+    """Run (or resume) a claimed flow run until it ends, suspends or is cancelled."""
+    deadline = deadline_of(flow_run, definition)
+    events = recording.TaskRunEvents(definition=definition, mode=mode_of(flow_run), flow_run_id=flow_run.id)
+    hooks = DurableHooks(
+        api=api,
+        flow_run_id=flow_run.id,
+        definition=definition,
+        deadline=deadline,
+        events=events,
+        cancel_requested=cancel_requested or asyncio.Event(),
+    )
+    run = Run(
+        definition=definition,
+        execution_id=recording.execution_id_for(flow_run.id),
+        mode=mode_of(flow_run),
+        input=dict(flow_run.parameters or {}),
+        hooks=hooks,
+        trigger=trigger_of(flow_run),
+        resolve_workflow=resolve_workflow,
+        http=http,
+    )
+    remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
+    try:
+        outcome = await asyncio.wait_for(run.execute(), timeout=max(0.001, remaining))
+    except Suspend as suspended:
+        resume_at = min(suspended.resume_at, deadline)
+        await api.set_flow_run_state(
+            flow_run.id,
+            Scheduled(
+                scheduled_time=resume_at,
+                name="Waiting",
+                message=f"waiting at step '{suspended.step.name}' until {suspended.resume_at.isoformat()}",
+            ),
+            force=True,
+        )
+        return Disposition(kind="suspended", resume_at=resume_at)
+    except (ExecutionCancelled, asyncio.CancelledError):
+        events.abandon_open("cancelled")
+        await mark_cancelled(api, flow_run.id)
+        return Disposition(kind="cancelled")
+    except (ExecutionTimedOut, asyncio.TimeoutError):
+        step = hooks.current_step
+        events.abandon_open("timed out")
+        outcome = Outcome(
+            status="failed",
+            error={
+                "step_name": step.name if step else None,
+                "message": f"timed out: the execution exceeded its timeout of {_human(definition.timeout)} "
+                "(wall clock, waits and retries included)",
+            },
+        )
+    except StepError as error:  # e.g. an `until` that is not a time, raised outside a step
+        outcome = Outcome(status="failed", error={"step_name": None, "message": error.message}, retryable=True)
+
+    attempt = int((flow_run.labels or {}).get("flowdeck.attempt", 1) or 1)
+    policy = definition.retries
+    if outcome.status == "failed" and outcome.retryable and attempt <= policy.max_retries:
+        retry_at = datetime.now(timezone.utc) + timedelta(seconds=policy.delay_before(attempt + 1))
+        if retry_at < deadline:
+            await api.update_flow_run_labels(flow_run.id, {"flowdeck.attempt": attempt + 1})
+            error = outcome.error or {}
+            await api.set_flow_run_state(
+                flow_run.id,
+                Scheduled(
+                    scheduled_time=retry_at,
+                    name="AwaitingRetry",
+                    message=f"attempt {attempt} failed at step '{error.get('step_name')}': {error.get('message')}",
+                ),
+                force=True,
+            )
+            return Disposition(kind="retrying", outcome=outcome, resume_at=retry_at)
+    await record_outcome(api, flow_run.id, outcome)
+    return Disposition(kind="finished", outcome=outcome)
+
+
+async def mark_cancelled(api: PrefectAPI, flow_run_id: UUID) -> None:
+    await api.set_flow_run_state(flow_run_id, Cancelled(message="cancelled"), force=True)
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,348 @@
+"""`flowdeck worker`: one long-lived process that executes async work in-process.
+
+Plain Prefect starts a Python process per run and polls every 10 s; a flowdeck execution
+is a few milliseconds of work, so the worker instead
+- learns of new runs from Prefect's event stream (`prefect.flow-run.Scheduled`, tens of
+  milliseconds) and, as a safety net, polls for runs due within a look-ahead window, arming
+  a timer for each so a Wait resumes at its due time rather than at the next poll;
+- claims a run through Prefect's orchestration (`Scheduled -> Pending`, which the server
+  grants to exactly one claimant, as Prefect's own workers do), then runs it on its event
+  loop; nothing is held while an execution waits (it is only a `Scheduled` row);
+- heartbeats as a worker of the `flowdeck` work pool and takes over the runs of workers
+  whose heartbeat stopped (and of sync callers that died), rescheduling them so they
+  resume from their journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.states import Pending, Running, Scheduled
+
+from flows import durable, recording
+from flows.deployments import WORK_POOL, ensure_work_pool, sync_deployments
+from flows.errors import FlowdeckError, PrefectUnavailable
+from flows.service import Flowdeck
+
+log = logging.getLogger("flowdeck.worker")
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+@dataclass
+class WorkerSettings:
+    concurrency: int = 100
+    poll_interval: float = 2.0
+    lookahead: float = 15.0
+    heartbeat_interval: float = 2.0
+    dead_after: float = 15.0  # a worker silent this long has its runs taken over
+    sync_grace: float = 30.0  # a sync run this far past its limit lost its caller
+
+    @classmethod
+    def from_env(cls) -> "WorkerSettings":
+        return cls(
+            concurrency=int(_env_float("FLOWDECK_WORKER_CONCURRENCY", 100)),
+            poll_interval=_env_float("FLOWDECK_WORKER_POLL_INTERVAL", 2.0),
+            heartbeat_interval=_env_float("FLOWDECK_WORKER_HEARTBEAT", 2.0),
+            dead_after=_env_float("FLOWDECK_WORKER_DEAD_AFTER", 15.0),
+            sync_grace=_env_float("FLOWDECK_SYNC_GRACE", 30.0),
+        )
+
+
+def worker_name() -> str:
+    return f"flowdeck-{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class Worker:
+    engine: Flowdeck
+    name: str = field(default_factory=worker_name)
+    settings: WorkerSettings = field(default_factory=WorkerSettings.from_env)
+    project_dir: Any = None
+    executed: int = 0
+    _armed: dict[UUID, asyncio.Task[None]] = field(default_factory=dict)
+    _running: dict[UUID, tuple[asyncio.Task[Any], asyncio.Event]] = field(default_factory=dict)
+    _slots: asyncio.Semaphore | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def api(self):  # type: ignore[no-untyped-def]
+        return self.engine.api
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        from pathlib import Path
+
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        await ensure_work_pool(self.api)
+        await sync_deployments(self.api, self.engine.catalog.definitions, Path(self.project_dir or Path.cwd()))
+        await self._heartbeat_once()
+        loops = [
+            asyncio.create_task(self._loop(self._heartbeat_once, self.settings.heartbeat_interval), name="heartbeat"),
+            asyncio.create_task(self._loop(self._poll_once, self.settings.poll_interval), name="poll"),
+            asyncio.create_task(self._loop(self._recover_once, max(1.0, self.settings.dead_after / 3)), name="recover"),
+            asyncio.create_task(self._listen(), name="events"),
+        ]
+        await self._poll_once()
+        if ready is not None:
+            ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            for task in loops + list(self._armed.values()):
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            # Executions in flight finish their current step boundary on cancel and are
+            # rescheduled for another worker (or this one after a restart).
+            for flow_run_id, (task, _) in list(self._running.items()):
+                task.cancel()
+            await asyncio.gather(*(t for t, _ in self._running.values()), return_exceptions=True)
+            await recording.flush_events()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _loop(self, step: Any, interval: float) -> None:
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the loop must survive a Prefect restart
+                log.warning("%s failed: %s", step.__name__, error)
+            await asyncio.sleep(interval)
+
+    # discovery -----------------------------------------------------------------------
+    async def _poll_once(self) -> None:
+        horizon = datetime.now(timezone.utc) + timedelta(seconds=self.settings.lookahead)
+        runs = await self.api.read_flow_runs(
+            {
+                "flow_runs": {
+                    "tags": {"all_": [recording.FLOWDECK_TAG]},
+                    "state": {"type": {"any_": ["SCHEDULED"]}},
+                    "next_scheduled_start_time": {"before_": horizon.isoformat()},
+                },
+                "sort": "NEXT_SCHEDULED_START_TIME_ASC",
+                "limit": 500,
+            }
+        )
+        for flow_run in runs:
+            self.arm(flow_run)
+
+    async def _listen(self) -> None:
+        from prefect.events.clients import get_events_subscriber
+        from prefect.events.filters import EventFilter, EventNameFilter
+
+        event_filter = EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.Scheduled", "prefect.flow-run.Cancelling"])
+        )
+        while True:
+            try:
+                async with get_events_subscriber(filter=event_filter, reconnection_attempts=1000) as events:
+                    async for event in events:
+                        await self._on_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("event stream lost (%s); polling covers until it is back", error)
+                await asyncio.sleep(1.0)
+
+    async def _on_event(self, event: Any) -> None:
+        tags = {r.id for r in event.related if r.role == "tag"}
+        if f"prefect.tag.{recording.FLOWDECK_TAG}" not in tags:
+            return
+        flow_run_id = UUID(event.resource.id.rsplit(".", 1)[-1])
+        if event.event.endswith("Cancelling"):
+            running = self._running.get(flow_run_id)
+            if running:
+                running[1].set()
+                running[0].cancel()
+            return
+        flow_run = await self.api.read_flow_run(flow_run_id)
+        if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
+            self.arm(flow_run)
+
+    def arm(self, flow_run: FlowRun) -> None:
+        """Start a timer that claims the run when it falls due (once per run)."""
+        if flow_run.id in self._armed or flow_run.id in self._running:
+            return
+        due = (flow_run.state.state_details.scheduled_time if flow_run.state else None) or datetime.now(timezone.utc)
+        self._armed[flow_run.id] = asyncio.create_task(self._claim_when_due(flow_run.id, due))
+
+    async def _claim_when_due(self, flow_run_id: UUID, due: datetime) -> None:
+        try:
+            delay = (due - datetime.now(timezone.utc)).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            assert self._slots is not None
+            await self._slots.acquire()
+            try:
+                await self._claim_and_execute(flow_run_id)
+            finally:
+                self._slots.release()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("execution %s: %s", recording.execution_id_for(flow_run_id), error)
+        finally:
+            self._armed.pop(flow_run_id, None)
+
+    # execution -----------------------------------------------------------------------
+    async def _claim_and_execute(self, flow_run_id: UUID) -> None:
+        claim = await self.api.set_flow_run_state(flow_run_id, Pending(message=f"claimed by {self.name}"))
+        if claim.status.value == "WAIT":  # early: the server says how long
+            delay = (claim.details.delay_seconds if claim.details else 0.1) or 0.1
+            await asyncio.sleep(delay)
+            claim = await self.api.set_flow_run_state(flow_run_id, Pending(message=f"claimed by {self.name}"))
+        if claim.status.value != "ACCEPT":
+            return  # another worker has it, or it was cancelled
+        flow_run = await self.api.read_flow_run(flow_run_id)
+        if flow_run is None:
+            return
+        try:
+            definition = self._definition_for(flow_run)
+        except FlowdeckError as error:
+            from flows.interpreter import Outcome
+            from flows.sync import record_outcome
+
+            await self.api.set_flow_run_state(flow_run_id, Running(message=f"worker {self.name}"))
+            await record_outcome(
+                self.api, flow_run_id, Outcome(status="failed", error={"step_name": None, "message": error.message})
+            )
+            return
+        from flows.inputs import input_problems
+
+        problems = input_problems(definition, flow_run.parameters or {})
+        started = await self.api.set_flow_run_state(flow_run_id, Running(message=f"worker {self.name}"))
+        if started.status.value != "ACCEPT":
+            return
+        if problems:
+            from flows.interpreter import Outcome
+            from flows.sync import record_outcome
+
+            listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+            await record_outcome(
+                self.api,
+                flow_run_id,
+                Outcome(status="failed", error={"step_name": None, "message": f"input_data is not valid: {listed}"}),
+            )
+            return
+        cancel = asyncio.Event()
+        task = asyncio.create_task(
+            durable.execute_flow_run(
+                self.api,
+                flow_run,
+                definition,
+                http=self.engine.http,
+                resolve_workflow=self.engine._resolve_for_step,
+                cancel_requested=cancel,
+            )
+        )
+        self._running[flow_run_id] = (task, cancel)
+        try:
+            disposition = await task
+        except asyncio.CancelledError:
+            if cancel.is_set():
+                await durable.mark_cancelled(self.api, flow_run_id)
+            elif self._stop.is_set():
+                await self._reschedule(flow_run_id, f"worker {self.name} shut down")
+            raise
+        finally:
+            self._running.pop(flow_run_id, None)
+        self.executed += 1
+        if disposition.kind in ("suspended", "retrying") and disposition.resume_at is not None:
+            refreshed = await self.api.read_flow_run(flow_run_id)
+            if refreshed is not None:
+                self.arm(refreshed)
+
+    def _definition_for(self, flow_run: FlowRun) -> Any:
+        from flows.executions import tag_value
+
+        workflow_id = tag_value(flow_run, "workflow")
+        version = tag_value(flow_run, "version")
+        if workflow_id is None or version is None:
+            raise PrefectUnavailable("the flow run has no workflow/version tags")
+        return self.engine.catalog.resolve(workflow_id, int(version), allow_draft=True)
+
+    async def _reschedule(self, flow_run_id: UUID, reason: str) -> None:
+        await self.api.set_flow_run_state(
+            flow_run_id,
+            Scheduled(scheduled_time=datetime.now(timezone.utc), name="Scheduled", message=reason),
+            force=True,
+        )
+
+    # liveness ------------------------------------------------------------------------
+    async def _heartbeat_once(self) -> None:
+        await self.api.request(
+            "POST",
+            f"/work_pools/{WORK_POOL}/workers/heartbeat",
+            json={"name": self.name, "heartbeat_interval_seconds": int(max(1, self.settings.heartbeat_interval))},
+        )
+
+    async def _recover_once(self) -> None:
+        """Reschedule runs whose executor is gone: a silent worker or a dead sync caller."""
+        runs = await self.api.read_flow_runs(
+            {
+                "flow_runs": {
+                    "tags": {"all_": [recording.FLOWDECK_TAG]},
+                    "state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}},
+                },
+                "limit": 500,
+            }
+        )
+        if not runs:
+            return
+        response = await self.api.request("POST", f"/work_pools/{WORK_POOL}/workers/filter", json={"limit": 200})
+        now = datetime.now(timezone.utc)
+        alive = {
+            w["name"]
+            for w in response.json()
+            if w.get("last_heartbeat_time")
+            and (now - datetime.fromisoformat(w["last_heartbeat_time"])).total_seconds() < self.settings.dead_after
+        }
+        for flow_run in runs:
+            if flow_run.id in self._running:
+                continue
+            owner = _owner_of(flow_run)
+            since = flow_run.state.timestamp if flow_run.state else now
+            if owner is None:  # a sync caller: presumed dead well past its limit
+                limit = self._sync_limit(flow_run)
+                if flow_run.start_time and (now - flow_run.start_time).total_seconds() < limit + self.settings.sync_grace:
+                    continue
+            elif owner in alive or (now - since).total_seconds() < self.settings.dead_after:
+                continue
+            if flow_run.state_type == StateType.CANCELLING:
+                await durable.mark_cancelled(self.api, flow_run.id)
+                continue
+            who = f"worker {owner}" if owner else "the sync caller"
+            await self._reschedule(flow_run.id, f"recovered: {who} stopped responding")
+            refreshed = await self.api.read_flow_run(flow_run.id)
+            if refreshed is not None:
+                self.arm(refreshed)
+
+    def _sync_limit(self, flow_run: FlowRun) -> float:
+        from flows import settings
+
+        try:
+            definition = self._definition_for(flow_run)
+        except FlowdeckError:
+            return settings.sync_timeout_default()
+        return definition.sync_timeout or settings.sync_timeout_default()
+
+
+def _owner_of(flow_run: FlowRun) -> str | None:
+    """The worker named in the claim/running state message, None for sync callers."""
+    message = (flow_run.state.message if flow_run.state else None) or ""
+    for prefix in ("claimed by ", "worker "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return None
