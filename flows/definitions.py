@@ -40,13 +40,21 @@ from flows.model import (
     WorkflowCallStep,
     WorkflowDefinition,
 )
-from flows.validation import CheckedFile, Problem, check_paths, describe_versions
+from flows.validation import (  # validate_paths: re-exported for `flowdeck validate`
+    CheckedFile,
+    Problem,
+    check_paths,
+    describe_versions,
+    validate_paths,
+)
 from flows.yaml_source import DataPath
 
 __all__ = [
     "DEFINITIONS_ENV",
     "Catalog",
     "DefinitionFile",
+    "Problem",
+    "validate_paths",
     "default_definitions_dir",
     "load_catalog",
     "build_definition",
@@ -229,6 +237,10 @@ def build_definition(checked: CheckedFile) -> WorkflowDefinition:
     return _Builder(checked).definition()
 
 
+def _seconds(data: dict[str, Any], key: str, default: Any) -> Any:
+    return parse_duration(data[key]) if key in data else default
+
+
 class _Builder:
     def __init__(self, checked: CheckedFile) -> None:
         self.checked = checked
@@ -249,11 +261,11 @@ class _Builder:
             steps=self.steps(data["steps"], ("steps",)),
             path=self.checked.path,
             description=data.get("description"),
-            sync_timeout=parse_duration(data["sync_timeout"]) if "sync_timeout" in data else None,
-            timeout=parse_duration(data["timeout"]) if "timeout" in data else DEFAULT_TIMEOUT,
+            sync_timeout=_seconds(data, "sync_timeout", None),
+            timeout=_seconds(data, "timeout", DEFAULT_TIMEOUT),
             retries=RetryPolicy(
                 max_retries=retries.get("max_retries", 0),
-                delay=parse_duration(retries.get("delay", 0)),
+                delay=_seconds(retries, "delay", 0.0),
                 backoff=float(retries.get("backoff", 1.0)),
             ),
             input_schema=data.get("input", {"type": "object"}),
@@ -286,14 +298,14 @@ class _Builder:
                 headers=data.get("headers"),
                 query=data.get("query"),
                 body=data.get("body"),
-                timeout=parse_duration(data.get("timeout", DEFAULT_HTTP_TIMEOUT)),
+                timeout=_seconds(data, "timeout", DEFAULT_HTTP_TIMEOUT),
                 fail_on_status=data.get("fail_on_status", True),
             )
         if kind == "code":
             return CodeStep(
                 **common,
                 code=data["code"],
-                timeout=parse_duration(data.get("timeout", DEFAULT_CODE_TIMEOUT)),
+                timeout=_seconds(data, "timeout", DEFAULT_CODE_TIMEOUT),
                 memory_mb=data.get("memory_mb", 256),
             )
         if kind == "condition":

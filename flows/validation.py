@@ -743,28 +743,27 @@ class _FileChecker:
     def _why_not_run(self, reader: _StepInfo, target: _StepInfo) -> str:
         if target.path == reader.path:
             return "its own output, which does not exist while it runs"
-        shared = 0
-        while (
-            shared < min(len(target.path), len(reader.path))
-            and target.path[shared] == reader.path[shared]
-        ):
-            shared += 1
-        prefix = target.path[:shared]
-        if (
-            _is_step(prefix)
-            and shared < len(target.path)
-            and shared < len(reader.path)
-            and target.path[shared] in ("branches", "default")
-            and reader.path[shared] in ("branches", "default")
-        ):
-            condition = _get(self.data, prefix)
+        common: DataPath = ()
+        for mine, theirs in zip(reader.path, target.path):
+            if mine != theirs:
+                break
+            common += (mine,)
+        if common == reader.path:
             return (
-                f"which is in another branch of {_step_label(condition, prefix[-1])}: "
-                f"the two never run in the same execution"
+                f"which is inside this condition's branches: it has not run when the "
+                f"branches are checked"
             )
-        if _is_step(prefix) and prefix == target.path:
-            return "the condition whose branch is being chosen; it has no output yet"
-        return f"which has not run yet at this point (it comes later, line {self._line(target.path)})"
+        if common and common[-1] == "branches" and _is_step(common[:-1]):
+            condition = common[:-1]
+        elif _is_step(common) and {reader.path[len(common)], target.path[len(common)]} <= {
+            "branches",
+            "default",
+        }:
+            condition = common
+        else:
+            return f"which has not run yet at this point (it comes later, line {self._line(target.path)})"
+        label = _step_label(_get(self.data, condition), condition[-1])
+        return f"which is in another branch of {label}: the two never run in the same execution"
 
     # ---- per step type
 
