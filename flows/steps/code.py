@@ -273,20 +273,21 @@ async def run_code(
         raise StepError(f"code step: the context cannot be passed as JSON ({error})") from None
 
     sandbox = _pool.take()
-    if _pool.size:
-        asyncio.get_running_loop().run_in_executor(None, _pool.refill)
     try:
         stdout, stderr, timed_out = await asyncio.to_thread(sandbox.call, payload, timeout)
     except asyncio.CancelledError:
         sandbox.kill()  # the worker thread then finishes and cleans up
         raise
+    finally:
+        if _pool.size:  # after the call: a starting interpreter would compete with it for CPU
+            asyncio.get_running_loop().run_in_executor(None, _pool.refill)
 
     if timed_out:
         raise StepError(f"code step timed out after {timeout:g} s and was stopped (endless loop?)")
     answer = _parse_answer(stdout)
     if answer is None:
         raise StepError(_describe_exit(sandbox.process.returncode, stderr, memory_mb, timeout))
-    logs = answer.get("logs") or ""
+    logs = _join_logs(answer.get("logs") or "", stderr)
     if logs:
         (on_logs or _log_output)(logs)
     error = answer.get("error")
@@ -344,6 +345,16 @@ def _describe_exit(returncode: int | None, stderr: bytes, memory_mb: int, timeou
     if any("MemoryError" in line for line in tail):
         return f"code step ran out of memory (limit {memory_mb} MB)"
     return f"code step exited (code {returncode}) without returning a result{detail}"
+
+
+def _join_logs(printed: str, stderr: bytes) -> str:
+    """What the code printed, then what reached the process's own fds (C code, subprocesses)."""
+    raw = stderr.decode("utf-8", errors="replace")
+    if len(raw) > MAX_LOG_CHARS:
+        raw = raw[:MAX_LOG_CHARS] + f"\n... {len(raw) - MAX_LOG_CHARS} more characters not kept"
+    if printed and raw and not printed.endswith("\n"):
+        printed += "\n"
+    return printed + raw
 
 
 def _signal_name(number: int) -> str:
