@@ -29,7 +29,7 @@ from jsonata.utils import Utils
 from flows.errors import ExpressionError
 
 DEFAULT_TIMEOUT = 1.0  # seconds for one render/evaluate call, all its expressions together
-MAX_DEPTH = 300  # nested evaluations; far below Python's recursion limit
+MAX_DEPTH = 1000  # nested evaluations (~300 levels of a recursive function); well inside Python's recursion limit
 MAX_RANGE = 100_000  # items one `[a..b]` may allocate; built-ins walk them unchecked by the clock
 MAX_STRING = 10_000_000  # characters in any intermediate string
 MAX_LIST = 1_000_000  # items in any intermediate array
@@ -278,7 +278,7 @@ class _Bounds:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise _LimitExceeded(
-                f"it nests deeper than {MAX_DEPTH} levels (endless recursion? make the function stop)"
+                f"it nests deeper than {MAX_DEPTH} levels (endless recursion? give the function a base case)"
             )
         if time.monotonic() > self.deadline:
             raise _LimitExceeded(f"it ran longer than {self.timeout:g} s (endless loop?)")
@@ -294,6 +294,8 @@ class _Bounds:
 
 @lru_cache(maxsize=CACHE_SIZE)
 def _compile(expression: str) -> Jsonata:
+    if not expression.strip():
+        raise ExpressionError("an expression is empty; write JSONata there, e.g. input.customer_email")
     try:
         compiled = _BoundedJsonata(expression)
     except jsonata.JException as error:

@@ -261,3 +261,14 @@ def test_a_simple_path_costs_well_under_a_millisecond():
         render("{{ input.items[0].sku }}", CTX)
     per_call = (time.perf_counter() - started) / runs
     assert per_call < 0.0005, f"{per_call * 1e6:.0f} µs per render"
+
+
+def test_an_empty_expression_says_so():
+    with pytest.raises(ExpressionError, match="empty"):
+        evaluate("  ", CTX)
+    with pytest.raises(ExpressionError, match="empty"):
+        render("a {{ }} b", CTX)
+
+
+def test_a_recursive_function_with_a_base_case_may_recurse_a_few_hundred_levels():
+    assert evaluate("($f := function($n){ $n <= 0 ? 0 : 1 + $f($n - 1) }; $f(200))", CTX) == 200
