@@ -49,6 +49,8 @@ def render(value: Any, ctx: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT)
     single `{{ expr }}` gives the expression's JSON value (undefined -> None); any other
     template gives a string. All expressions share one time budget of `timeout` seconds.
     """
+    if isinstance(value, str) and _OPEN not in value:
+        return value  # the common case: no template, no clock to start
     return _render(value, ctx, _Bounds(timeout))
 
 
