@@ -589,10 +589,18 @@ class _FileChecker:
                         f"'{step.id}' cannot be a step id: expressions use it for the "
                         f"workflow's {step.id}; choose another id",
                     )
+        for step in self.steps:  # names after ids: a name must not be another step's id
             if step.name is not None:
                 first = self.by_name.get(step.name)
                 name_path = step.path + (("name",) if "name" in step.data else ("id",))
-                if first is None:
+                same_as_id = self.by_id.get(step.name) if "name" in step.data else None
+                if same_as_id is not None and same_as_id is not step and first is None:
+                    self.error(
+                        name_path,
+                        f"step name '{step.name}' is the id of {same_as_id.label} at line "
+                        f"{self._line(same_as_id.path)}; expressions could not tell them apart",
+                    )
+                elif first is None:
                     self.by_name[step.name] = step
                 elif "name" in step.data or "name" in first.data:  # else: a duplicate id, reported
                     self.error(
