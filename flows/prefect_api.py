@@ -17,12 +17,19 @@ from uuid import UUID
 import httpx
 from prefect.client.schemas.objects import Deployment, Flow, FlowRun, TaskRun
 from prefect.client.schemas.responses import OrchestrationResult
-from prefect.states import State
+from prefect.states import State, to_state_create
 
 from flows.errors import PrefectUnavailable
 
 RETRY_STATUSES = {429, 502, 503, 504}
 MAX_ATTEMPTS = 10
+
+
+def _state_json(state: State[Any], flow_run_id: UUID | None = None) -> dict[str, Any]:
+    state_create = to_state_create(state)
+    if flow_run_id is not None:
+        state_create.state_details.flow_run_id = flow_run_id
+    return state_create.model_dump(mode="json", serialize_as_any=True)
 
 
 class PrefectAPI:
@@ -118,7 +125,7 @@ class PrefectAPI:
             "context": context or {},
             "tags": tags,
             "labels": labels or {},
-            "state": state.to_state_create().model_dump(mode="json", exclude_unset=True),
+            "state": _state_json(state),
         }
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
@@ -149,10 +156,7 @@ class PrefectAPI:
     async def set_flow_run_state(
         self, flow_run_id: UUID, state: State[Any], *, force: bool = False
     ) -> OrchestrationResult[Any]:
-        body = {
-            "state": state.to_state_create().model_dump(mode="json", exclude_unset=True),
-            "force": force,
-        }
+        body = {"state": _state_json(state, flow_run_id), "force": force}
         response = await self.request("POST", f"/flow_runs/{flow_run_id}/set_state", json=body)
         if response.status_code >= 400:
             raise PrefectUnavailable(

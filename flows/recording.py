@@ -104,6 +104,9 @@ class TaskRunEvents:
     definition: WorkflowDefinition
     mode: str
     flow_run_id: UUID | None = None
+    # live: a Running event when a step starts (watchers see the current step). Sync calls
+    # are over in milliseconds, so they send only the final event: half the server writes.
+    live: bool = True
     _open: dict[str, _StepRecord] = field(default_factory=dict)
     _buffer: list[tuple[TaskRun, State[Any] | None, State[Any]]] = field(default_factory=list)
 
@@ -142,7 +145,7 @@ class TaskRunEvents:
         running.state_details.flow_run_id = self.flow_run_id
         task_run.state = running
         self._open[key] = _StepRecord(task_run, running)
-        if task_run_id is None:
+        if task_run_id is None and self.live:
             self._emit(task_run, None, running)
         return task_run.id
 
@@ -161,7 +164,7 @@ class TaskRunEvents:
         task_run.end_time = now
         task_run.total_run_time = now - (record.task_run.start_time or now)
         task_run.state = final
-        self._emit(task_run, record.running, final)
+        self._emit(task_run, record.running if self.live else None, final)
 
     def abandon_open(self, message: str) -> None:
         for key in list(self._open):

@@ -136,7 +136,7 @@ async def run_sync(
             flow_version=str(definition.version),
         )
     )
-    events = recording.TaskRunEvents(definition=definition, mode="sync")
+    events = recording.TaskRunEvents(definition=definition, mode="sync", live=False)
     hooks = SyncHooks(definition=definition, events=events, flow_run=flow_run_task, deadline=deadline)
     # The execution id is the flow run id; it is only needed once the run ends, so steps
     # without side effects run while Prefect is still creating it.
