@@ -135,7 +135,7 @@ def run(
     definitions: Optional[Path] = DefinitionsOption,
 ) -> None:
     """Run a workflow (sync by default: wait for its output)."""
-    from flows.service import parse_input
+    from flows.inputs import parse_input
 
     try:
         if input_file is not None:

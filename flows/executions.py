@@ -78,7 +78,9 @@ async def get_status(api: PrefectAPI, execution_id: str) -> dict[str, Any]:
     return await status_body(api, flow_run)
 
 
-async def status_body(api: PrefectAPI, flow_run: FlowRun, *, with_steps: bool = True) -> dict[str, Any]:
+async def status_body(
+    api: PrefectAPI, flow_run: FlowRun, *, with_steps: bool = True, with_result: bool = True
+) -> dict[str, Any]:
     status = status_of(flow_run)
     version = tag_value(flow_run, "version")
     body: dict[str, Any] = {
@@ -99,7 +101,7 @@ async def status_body(api: PrefectAPI, flow_run: FlowRun, *, with_steps: bool = 
         body["resume_at"] = _iso(state.state_details.scheduled_time)
     if with_steps and status != "pending":
         body["current_step"] = await current_step(api, flow_run)
-    if status in ("success", "failed"):
+    if with_result and status in ("success", "failed"):
         outcome = await recording.read_record(recording.outcome_key(flow_run.id))
         if status == "success":
             body["output"] = (outcome or {}).get("output") if outcome else {}
@@ -118,3 +120,43 @@ async def current_step(api: PrefectAPI, flow_run: FlowRun) -> str | None:
     open_runs = [t for t in task_runs if t.state_type in (StateType.RUNNING, StateType.PENDING)]
     chosen = (open_runs or task_runs)[-1]
     return chosen.name
+
+
+_STATE_TYPES = {
+    "pending": ["SCHEDULED", "PENDING"],
+    "waiting": ["SCHEDULED", "PAUSED"],
+    "running": ["RUNNING", "CANCELLING"],
+    "success": ["COMPLETED"],
+    "failed": ["FAILED", "CRASHED"],
+    "cancelled": ["CANCELLED"],
+}
+
+
+async def recent(
+    api: PrefectAPI,
+    *,
+    limit: int = 200,
+    workflow_id: str | None = None,
+    statuses: list[str] | None = None,
+    include_future: bool = False,
+) -> list[dict[str, Any]]:
+    """Recent executions, newest first, as status bodies without the per-run lookups
+    (current_step, output) that a list does not need."""
+    tags = [recording.FLOWDECK_TAG] + ([f"workflow:{workflow_id}"] if workflow_id else [])
+    flow_runs_filter: dict[str, Any] = {"tags": {"all_": tags}}
+    if statuses:
+        types = sorted({t for s in statuses for t in _STATE_TYPES.get(s, [])})
+        flow_runs_filter["state"] = {"type": {"any_": types}}
+    if not include_future:
+        # schedule triggers create runs days ahead; they are not executions yet
+        from datetime import timedelta, timezone
+
+        horizon = datetime.now(timezone.utc) + timedelta(minutes=1)
+        flow_runs_filter["expected_start_time"] = {"before_": horizon.isoformat()}
+    runs = await api.read_flow_runs(
+        {"flow_runs": flow_runs_filter, "sort": "EXPECTED_START_TIME_DESC", "limit": limit}
+    )
+    bodies = [await status_body(api, run, with_steps=False, with_result=False) for run in runs]
+    if statuses:
+        bodies = [b for b in bodies if b["status"] in statuses]
+    return bodies

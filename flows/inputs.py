@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+import json
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -45,3 +46,18 @@ def validate_input(definition: WorkflowDefinition, input_data: Any, *, as_step: 
     if as_step:
         raise StepError(message)
     raise InvalidInput(message, details=problems)
+
+
+def parse_input(text: str | None, source: str = "--input") -> dict[str, Any]:
+    """Input JSON from the command line, with a message that says what is wrong."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInput(
+            f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{source} must be a JSON object like '{{\"customer_email\": \"a@b.c\"}}'")
+    return value

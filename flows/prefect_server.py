@@ -80,6 +80,8 @@ def base_environment() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_CLI_PROMPT", "false")
+    # Never Prefect's per-process ephemeral server: fail loudly if the API is not set.
+    os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "false"
 
 
 @contextmanager

@@ -173,8 +173,12 @@ class TaskRunEvents:
 
 async def flush_events(timeout: float = 5.0) -> None:
     """Wait until emitted events have left the process (call before a process exits)."""
+    import logging
+
     from prefect.events.worker import EventsWorker
 
+    # Its "still processing items" progress note is noise on a CLI's stderr.
+    logging.getLogger("prefect._internal.concurrency").setLevel(logging.ERROR)
     result = EventsWorker.drain_all(timeout=timeout)
     if asyncio.iscoroutine(result):
         await result

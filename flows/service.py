@@ -7,7 +7,6 @@ raises a `FlowdeckError` before anything has started.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import httpx
 
 from flows import executions
 from flows.definitions import Catalog, load_catalog
-from flows.errors import InvalidInput, NotRunnable
+from flows.errors import InvalidInput
 from flows.inputs import validate_input
 from flows.model import WorkflowDefinition
 from flows.prefect_api import PrefectAPI
@@ -91,23 +90,33 @@ class Flowdeck:
     def _resolve_for_step(self, workflow_id: str, version: str | int) -> WorkflowDefinition:
         return self.catalog.resolve(workflow_id, version, allow_draft=False)
 
+    async def submit(
+        self,
+        workflow_id: str,
+        version: str | int | None,
+        input_data: Any,
+        *,
+        allow_draft: bool = False,
+        idempotency_key: str | None = None,
+        trigger: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start an async execution; answers {"status": "pending", "execution_id"} at once."""
+        from flows.async_mode import submit
+
+        definition = self.prepare(workflow_id, version, input_data, allow_draft=allow_draft)
+        return await submit(self, definition, input_data, idempotency_key=idempotency_key, trigger=trigger)
+
     async def status(self, execution_id: str) -> dict[str, Any]:
         return await executions.get_status(self.api, execution_id)
 
+    async def cancel(self, execution_id: str) -> dict[str, Any]:
+        from flows.async_mode import cancel
 
-def parse_input(text: str | None, source: str = "--input") -> dict[str, Any]:
-    """Input JSON from the command line, with a message that says what is wrong."""
-    if text is None or not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidInput(
-            f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{source} must be a JSON object like '{{\"customer_email\": \"a@b.c\"}}'")
-    return value
+        return await cancel(self, execution_id)
+
+    async def recent_executions(self, limit: int = 200, **filters: Any) -> list[dict[str, Any]]:
+        """Newest first; filters: workflow_id, statuses (flowdeck names)."""
+        return await executions.recent(self.api, limit=limit, **filters)
 
 
-__all__ = ["Flowdeck", "parse_input", "NotRunnable"]
+__all__ = ["Flowdeck"]
