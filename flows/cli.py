@@ -269,7 +269,13 @@ def worker(
 ) -> None:
     """Execute async work: every published and live version, from this process."""
     engine = _engine(definitions)
+    import logging
+
     from flows.worker import Worker, WorkerSettings
+
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
+    logging.getLogger("flowdeck").setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     settings = WorkerSettings.from_env()
     settings.concurrency = concurrency
@@ -284,10 +290,11 @@ def worker(
         ready = asyncio.Event()
         serving = asyncio.create_task(node.run(ready))
         await ready.wait()
-        err.print(
+        print(
             f"worker {node.name} serving {len(engine.catalog.definitions)} definition(s) "
             f"from {os.environ.get('PREFECT_API_URL')} (ctrl+c to stop)",
-            highlight=False,
+            file=sys.stderr,
+            flush=True,
         )
         await serving
         await engine.aclose()

@@ -151,6 +151,8 @@ class PrefectAPI:
 
     async def read_flow_runs(self, body: dict[str, Any]) -> list[FlowRun]:
         response = await self.request("POST", "/flow_runs/filter", json=body)
+        if response.status_code >= 400:
+            raise PrefectUnavailable(f"Prefect refused a flow-run query: {response.text[:300]}")
         return [FlowRun.model_validate(item) for item in response.json()]
 
     async def set_flow_run_state(
@@ -175,6 +177,8 @@ class PrefectAPI:
             "limit": limit,
         }
         response = await self.request("POST", "/task_runs/filter", json=body)
+        if response.status_code >= 400:
+            raise PrefectUnavailable(f"Prefect refused a task-run query: {response.text[:300]}")
         return [TaskRun.model_validate(item) for item in response.json()]
 
     # deployments -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.results import ResultRecord, ResultStore, get_default_result_storage
 from prefect.serializers import JSONSerializer
 from prefect.states import Completed, Failed, Running, State
-from prefect.utilities.engine import emit_task_run_state_change_event
+from prefect.events import emit_event
 
 from flows.model import Step, WorkflowDefinition
 
@@ -115,14 +115,67 @@ class TaskRunEvents:
         for task_run, initial, validated in self._buffer:
             task_run.flow_run_id = flow_run_id
             validated.state_details.flow_run_id = flow_run_id
-            emit_task_run_state_change_event(task_run, initial, validated)
+            self._send(task_run, initial, validated)
         self._buffer.clear()
 
     def _emit(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
         if self.flow_run_id is None:
             self._buffer.append((task_run, initial, validated))
         else:
-            emit_task_run_state_change_event(task_run, initial, validated)
+            self._send(task_run, initial, validated)
+
+    def _send(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
+        """The event Prefect's task engine sends, plus the flow-run link its run context
+        would add (the server's task-run recorder reads the flow run from it)."""
+        def state_json(state: State[Any]) -> dict[str, Any]:
+            return {
+                "type": state.type.value,
+                "name": state.name,
+                "message": state.message or "",
+                "state_details": state.state_details.model_dump(
+                    mode="json", exclude_none=True, exclude_unset=True, exclude={"flow_run_id", "task_run_id"}
+                ),
+            }
+
+        emit_event(
+            id=validated.id,
+            occurred=validated.timestamp,
+            event=f"prefect.task-run.{validated.name}",
+            payload={
+                "intended": {"from": initial.type.value if initial else None, "to": validated.type.value},
+                "initial_state": state_json(initial) if initial else None,
+                "validated_state": {**state_json(validated), "data": None},
+                "task_run": task_run.model_dump(
+                    mode="json",
+                    exclude_none=True,
+                    exclude={
+                        "id", "created", "updated", "flow_run_id", "state_id", "state_type",
+                        "state_name", "state", "estimated_start_time_delta", "estimated_run_time",
+                    },
+                ),
+            },
+            resource={
+                "prefect.resource.id": f"prefect.task-run.{task_run.id}",
+                "prefect.resource.name": task_run.name,
+                "prefect.run-count": str(task_run.run_count),
+                "prefect.state-message": validated.message or "",
+                "prefect.state-name": validated.name or "",
+                "prefect.state-timestamp": validated.timestamp.isoformat() if validated.timestamp else "",
+                "prefect.state-type": validated.type.value,
+                "prefect.orchestration": "client",
+            },
+            related=[
+                {
+                    "prefect.resource.id": f"prefect.flow-run.{self.flow_run_id}",
+                    "prefect.resource.role": "flow-run",
+                    "prefect.resource.name": flow_run_name(self.definition),
+                },
+                *(
+                    {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+                    for tag in sorted(task_run.tags)
+                ),
+            ],
+        )
 
     def started(
         self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None
@@ -178,7 +231,7 @@ async def flush_events(timeout: float = 5.0) -> None:
     from prefect.events.worker import EventsWorker
 
     # Its "still processing items" progress note is noise on a CLI's stderr.
-    logging.getLogger("prefect._internal.concurrency").setLevel(logging.ERROR)
+    logging.getLogger("EventsWorker").setLevel(logging.ERROR)
     result = EventsWorker.drain_all(timeout=timeout)
     if asyncio.iscoroutine(result):
         await result

@@ -74,6 +74,7 @@ class Worker:
     _running: dict[UUID, tuple[asyncio.Task[Any], asyncio.Event]] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _unknown: set[UUID] = field(default_factory=set)
 
     @property
     def api(self):  # type: ignore[no-untyped-def]
@@ -92,7 +93,10 @@ class Worker:
             asyncio.create_task(self._loop(self._recover_once, max(1.0, self.settings.dead_after / 3)), name="recover"),
             asyncio.create_task(self._listen(), name="events"),
         ]
-        await self._poll_once()
+        try:
+            await self._poll_once()
+        except PrefectUnavailable as error:
+            log.warning("first poll failed: %s", error)
         if ready is not None:
             ready.set()
         try:
@@ -132,7 +136,7 @@ class Worker:
                     "next_scheduled_start_time": {"before_": horizon.isoformat()},
                 },
                 "sort": "NEXT_SCHEDULED_START_TIME_ASC",
-                "limit": 500,
+                "limit": 200,
             }
         )
         for flow_run in runs:
@@ -198,6 +202,17 @@ class Worker:
 
     # execution -----------------------------------------------------------------------
     async def _claim_and_execute(self, flow_run_id: UUID) -> None:
+        flow_run = await self.api.read_flow_run(flow_run_id)
+        if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
+            return
+        try:
+            definition = self._definition_for(flow_run)
+        except FlowdeckError as error:
+            # Another worker (with other definitions) may know it: leave the run alone.
+            if flow_run_id not in self._unknown:
+                self._unknown.add(flow_run_id)
+                log.warning("not claiming %s: %s", recording.execution_id_for(flow_run_id), error.message)
+            return
         claim = await self.api.set_flow_run_state(flow_run_id, Pending(message=f"claimed by {self.name}"))
         if claim.status.value == "WAIT":  # early: the server says how long
             delay = (claim.details.delay_seconds if claim.details else 0.1) or 0.1
@@ -205,20 +220,6 @@ class Worker:
             claim = await self.api.set_flow_run_state(flow_run_id, Pending(message=f"claimed by {self.name}"))
         if claim.status.value != "ACCEPT":
             return  # another worker has it, or it was cancelled
-        flow_run = await self.api.read_flow_run(flow_run_id)
-        if flow_run is None:
-            return
-        try:
-            definition = self._definition_for(flow_run)
-        except FlowdeckError as error:
-            from flows.interpreter import Outcome
-            from flows.sync import record_outcome
-
-            await self.api.set_flow_run_state(flow_run_id, Running(message=f"worker {self.name}"))
-            await record_outcome(
-                self.api, flow_run_id, Outcome(status="failed", error={"step_name": None, "message": error.message})
-            )
-            return
         from flows.inputs import input_problems
 
         problems = input_problems(definition, flow_run.parameters or {})
@@ -296,7 +297,7 @@ class Worker:
                     "tags": {"all_": [recording.FLOWDECK_TAG]},
                     "state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}},
                 },
-                "limit": 500,
+                "limit": 200,
             }
         )
         if not runs:
