@@ -329,6 +329,38 @@ def deploy(
         out.print("wrote prefect.yaml")
 
 
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8700, "--port", help="Port to listen on."),
+    insecure_dev: bool = typer.Option(
+        False, "--insecure-dev", help="Local development only: start without any API token (no authentication)."
+    ),
+    definitions: Optional[Path] = DefinitionsOption,
+) -> None:
+    """Serve the HTTP API: sync and async executions, webhooks, agent tools (docs at /docs)."""
+    from flows.api.auth import NoTokens, load_tokens, require_tokens
+
+    tokens = load_tokens()
+    try:
+        require_tokens(tokens, insecure_dev)
+    except NoTokens as error:
+        raise _fail(error.message) from None
+    try:
+        prefect_server.configure_environment()
+    except PrefectUnavailable as error:
+        raise _fail(str(error), 3) from None
+    import uvicorn
+
+    from flows.api import create_app
+
+    application = create_app(definitions=definitions, tokens=tokens, insecure_dev=insecure_dev)
+    if not tokens:
+        err.print("[bold yellow]warning:[/] --insecure-dev: no API token, anyone who can connect can run workflows")
+    err.print(f"flowdeck API on http://{host}:{port} (docs: http://{host}:{port}/docs)", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
 @server_app.command("start")
 def server_start(
     database: Optional[str] = typer.Option(

@@ -88,17 +88,20 @@ async def run_batch(
     idempotency_key: str | None = IdempotencyKey,
 ) -> JSONResponse:
     definition = engine.resolve(request.workflow_id, request.workflow_version, allow_draft=False)
-    problems = [
-        {"field": f"inputs[{index}]" + (f".{p['field']}" if p["field"] != "(input)" else ""), "message": p["message"]}
-        for index, item in enumerate(request.inputs)
-        for p in input_problems(definition, item)
-    ]
+    problems: list[dict[str, str]] = []
+    bad: list[int] = []
+    for index, item in enumerate(request.inputs):
+        found = input_problems(definition, item)
+        if found:
+            bad.append(index)
+        for problem in found:
+            field = f"inputs[{index}]" + ("" if problem["field"] == "(input)" else f".{problem['field']}")
+            problems.append({"field": field, "message": problem["message"]})
     if problems:
-        bad = sorted({int(p["field"].split("]")[0][len("inputs["):]) for p in problems})
         shown = ", ".join(map(str, bad[:20])) + (" ..." if len(bad) > 20 else "")
         raise InvalidInput(
             f"{len(bad)} of {len(request.inputs)} inputs are not valid for workflow '{definition.key}' "
-            f"(indexes {shown}); nothing was started",
+            f"(index {shown}); nothing was started",
             details=problems,
         )
     gate = asyncio.Semaphore(BATCH_CONCURRENCY)

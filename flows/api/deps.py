@@ -1,0 +1,19 @@
+"""What handlers get injected: the one engine (`flows.service.Flowdeck`) of this process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+
+if TYPE_CHECKING:  # importing flows.service imports prefect: only after configure_environment
+    from flows.service import Flowdeck
+
+Engine = Any  # a Flowdeck; typed loosely so that importing the routes does not import prefect
+
+
+def engine_of(request: Request) -> "Flowdeck":
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+__all__ = ["Engine", "engine_of"]
