@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 server_app = typer.Typer(help="The local Prefect server flowdeck runs when PREFECT_API_URL is unset.")
 app.add_typer(server_app, name="server")
+services_app = typer.Typer(help="Background services of the dashboard: local Prefect server and worker.")
+app.add_typer(services_app, name="services")
 
 out = Console()
 err = Console(stderr=True)
@@ -63,8 +65,59 @@ def _engine(definitions: Optional[Path], catalog: Any = None):  # type: ignore[n
 
 @app.callback(invoke_without_command=True)
 def main_callback(ctx: typer.Context) -> None:
+    """Without a command: open the dashboard (`flowdeck tui`)."""
     if ctx.invoked_subcommand is None:
-        typer.echo(ctx.get_help())
+        from tui.main import run_dashboard
+
+        raise typer.Exit(run_dashboard())
+
+
+KeepServicesOption = typer.Option(
+    None, "--keep-services/--stop-services",
+    help="On quit, keep (or stop) the server and worker this session started; default: ask.",
+)
+
+
+@app.command()
+def tui(definitions: Optional[Path] = DefinitionsOption, keep_services: Optional[bool] = KeepServicesOption) -> None:
+    """The dashboard: workflows, live executions, launch, detail (also `flowdeck` alone)."""
+    from tui.main import run_dashboard
+
+    raise typer.Exit(run_dashboard(definitions, keep_services=keep_services))
+
+
+@app.command()
+def web(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    definitions: Optional[Path] = DefinitionsOption,
+) -> None:
+    """Serve the dashboard to a browser (textual-serve)."""
+    from tui.main import serve_web
+
+    try:
+        serve_web(host, port, definitions)
+    except PrefectUnavailable as error:
+        raise _fail(str(error), 3) from None
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """The local Prefect server and the background worker `flowdeck` starts."""
+    from flows import local_services
+
+    server, worker = local_services.status()
+    out.print(f"server: {'up' if server.healthy else 'down'} {server.api_url}" + (f" pid {server.pid}" if server.pid else ""), highlight=False)
+    out.print(f"worker: {'running pid ' + str(worker.pid) if worker.running else 'not running'} (log {worker.log_file})", highlight=False)
+
+
+@services_app.command("stop")
+def services_stop(worker_only: bool = typer.Option(False, "--worker-only", help="Leave the server running.")) -> None:
+    """Stop the background worker and the local Prefect server."""
+    from flows import local_services
+
+    stopped = local_services.stop(server=not worker_only)
+    out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
 @app.command()

@@ -1,0 +1,169 @@
+"""The background services one `flowdeck` command needs on a fresh machine: the local Prefect
+server (flows/prefect_server.py) and one `flowdeck worker` for async executions.
+
+Both run detached (own session, log file and pid file under FLOWDECK_HOME) so they outlive
+the command that started them and are reused by the next one. Only used when
+PREFECT_API_URL is unset: with an external Prefect, workers are the operator's business.
+
+    ensure()  start what is missing; returns which services this call started
+    stop()    stop the worker (and the server with `server=True`)
+    status()  what runs now
+
+Nothing here imports prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows import prefect_server, settings
+from flows.errors import PrefectUnavailable
+
+__all__ = ["Services", "WorkerStatus", "ensure", "stop", "stop_worker", "status", "worker_status"]
+
+WORKER_START_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    running: bool
+    pid: int | None
+    log_file: str
+
+
+@dataclass
+class Services:
+    api_url: str
+    managed: bool  # the flowdeck-managed local server (False: PREFECT_API_URL is set)
+    started: list[str] = field(default_factory=list)  # "Prefect server", "worker" started now
+    worker: WorkerStatus | None = None
+
+    def describe(self) -> str:
+        where = f"local Prefect {self.api_url}" if self.managed else f"Prefect {self.api_url}"
+        if self.worker is not None and self.worker.running:
+            where += f" · worker pid {self.worker.pid}"
+        return where
+
+
+def _pid_file() -> Path:
+    return settings.home() / "worker.pid"
+
+
+def _log_file() -> Path:
+    return settings.home() / "worker.log"
+
+
+def _read_pid() -> int | None:
+    text = _pid_file().read_text().strip() if _pid_file().exists() else ""
+    return int(text) if text.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    """Alive and not a zombie (a worker this very process started and has not reaped)."""
+    if not prefect_server._alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def worker_status() -> WorkerStatus:
+    pid = _read_pid()
+    running = pid is not None and _alive(pid)
+    return WorkerStatus(running=running, pid=pid if running else None, log_file=str(_log_file()))
+
+
+def start_worker(definitions: str | Path | None = None) -> tuple[WorkerStatus, bool]:
+    """Start `python -m flows worker` detached unless one runs; (status, started_now)."""
+    current = worker_status()
+    if current.running:
+        return current, False
+    home = settings.home()
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if definitions is not None:
+        env["FLOWDECK_DEFINITIONS"] = str(Path(definitions).resolve())
+    else:
+        env["FLOWDECK_DEFINITIONS"] = str(settings.definitions_dir().resolve())
+    log = open(_log_file(), "ab")
+    offset = log.tell()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows", "worker"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=Path.cwd(),
+        start_new_session=True,  # survives the dashboard
+    )
+    log.close()
+    _pid_file().write_text(str(process.pid))
+    deadline = time.monotonic() + WORKER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        with open(_log_file(), "rb") as read:
+            read.seek(offset)
+            if b"serving" in read.read():
+                return worker_status(), True
+        if process.poll() is not None:
+            _pid_file().unlink(missing_ok=True)
+            raise PrefectUnavailable(f"the flowdeck worker exited with code {process.returncode}; see {_log_file()}")
+        time.sleep(0.2)
+    return worker_status(), True  # still starting; it keeps going in the background
+
+
+def stop_worker(timeout: float = 20.0) -> bool:
+    """Stop the worker flowdeck started. False when none was running."""
+    pid = _read_pid()
+    if pid is None or not _alive(pid):
+        _pid_file().unlink(missing_ok=True)
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    _pid_file().unlink(missing_ok=True)
+    return True
+
+
+def ensure(definitions: str | Path | None = None, *, worker: bool = True) -> Services:
+    """Make sure Prefect (and, for the local server, a worker) run; reuse what runs."""
+    prefect_server.base_environment()
+    external = settings.external_api_url()
+    if external:
+        return Services(api_url=external, managed=False)
+    started: list[str] = []
+    api_url = prefect_server.local_api_url()
+    if not prefect_server.is_healthy(api_url, timeout=1.0):
+        prefect_server.start()
+        started.append("Prefect server")
+    os.environ["PREFECT_API_URL"] = api_url
+    services = Services(api_url=api_url, managed=True, started=started)
+    if worker:
+        services.worker, started_now = start_worker(definitions)
+        if started_now:
+            started.append("worker")
+    return services
+
+
+def stop(*, server: bool = True) -> list[str]:
+    """Stop the worker and (with `server`) the local Prefect server; says what was stopped."""
+    stopped = []
+    if stop_worker():
+        stopped.append("worker")
+    if server and prefect_server.stop():
+        stopped.append("Prefect server")
+    return stopped
+
+
+def status() -> tuple[prefect_server.ServerStatus, WorkerStatus]:
+    return prefect_server.status(), worker_status()

@@ -1,0 +1,480 @@
+"""The one door from the dashboard to the engine and Prefect.
+
+Screens never import `flows` or prefect; they call a `Client`. Two implementations:
+
+    EngineClient   the real engine (`flows.service.Flowdeck`) and the Prefect REST API
+    FixedClient    (tui/fixed.py) the same answers from fixed data, for snapshot tests
+
+Everything here returns plain dataclasses and dicts; every failure the user can cause or
+meet (Prefect down, bad input, unknown id) is raised as `ClientError` with a message that
+can be shown as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+__all__ = [
+    "Client",
+    "ClientError",
+    "EngineClient",
+    "ExecutionRow",
+    "ExecutionDetail",
+    "InputProblem",
+    "LogLine",
+    "StepRow",
+    "WorkflowFile",
+    "WorkflowVersion",
+    "silence_console_logging",
+]
+
+ACTIVE = ("pending", "running", "waiting")
+STATUSES = ("pending", "running", "waiting", "success", "failed", "cancelled")
+
+
+class ClientError(Exception):
+    """A failure to show as a notification; `details` may list field problems."""
+
+    def __init__(self, message: str, details: list["InputProblem"] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkflowVersion:
+    workflow_id: str
+    version: int
+    status: str  # draft | published | live
+    name: str
+    description: str | None
+    input_schema: dict[str, Any]
+    path: str
+
+
+@dataclass(frozen=True)
+class WorkflowFile:
+    """A definition file, valid or broken, with its problems and source."""
+
+    path: str
+    workflow_id: str | None
+    version: int | None
+    status: str | None
+    problems: tuple[str, ...]  # "LINE:COL: severity: message"
+    problem_lines: tuple[int, ...]
+    has_errors: bool
+    source_text: str
+
+
+@dataclass
+class ExecutionRow:
+    execution_id: str
+    workflow_id: str
+    version: str
+    mode: str
+    status: str
+    current_step: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    resume_at: datetime | None = None
+
+
+@dataclass
+class StepRow:
+    key: str
+    name: str
+    status: str
+    attempt: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    branch: str | None = None  # a condition: the branch it took
+    output: Any = None
+    has_output: bool = False
+
+
+@dataclass
+class LogLine:
+    timestamp: datetime
+    level: str
+    message: str
+
+
+@dataclass
+class ExecutionDetail:
+    row: ExecutionRow
+    body: dict[str, Any]
+    steps: list[StepRow] = field(default_factory=list)
+    input_data: dict[str, Any] | None = None
+    flow_run_id: str = ""
+    ui_url: str = ""
+
+
+class Client(Protocol):
+    description: str  # the status line: what the dashboard is connected to
+
+    def workflows(self) -> list[WorkflowVersion]: ...
+    def files(self) -> list[WorkflowFile]: ...
+    def reload(self) -> None: ...
+    def check_input(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> list[InputProblem]: ...
+    async def executions(self, known_active: list[str], full: bool, limit: int) -> tuple[list[ExecutionRow], bool]: ...
+    async def detail(self, execution_id: str) -> ExecutionDetail: ...
+    async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]: ...
+    async def run_sync(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]: ...
+    async def submit(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]: ...
+    async def cancel(self, execution_id: str) -> dict[str, Any]: ...
+    async def aclose(self) -> None: ...
+
+
+def silence_console_logging() -> None:
+    """Prefect's console handlers write to the terminal the dashboard draws on: remove them.
+    Runs still ship their logs to the Prefect API (the detail screen streams those)."""
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if type(handler).__name__ in ("PrefectConsoleHandler", "StreamHandler", "ConsoleHandler", "RichHandler"):
+                logger.removeHandler(handler)
+    logging.getLogger("prefect").addHandler(logging.NullHandler())
+    logging.getLogger("prefect").propagate = False
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def row_from_body(body: dict[str, Any]) -> ExecutionRow:
+    return ExecutionRow(
+        execution_id=body["execution_id"],
+        workflow_id=body.get("workflow_id") or "?",
+        version=str(body.get("workflow_version") or "?"),
+        mode=body.get("mode") or "?",
+        status=body.get("status") or "?",
+        current_step=body.get("current_step"),
+        created_at=parse_time(body.get("created_at")),
+        started_at=parse_time(body.get("started_at")),
+        ended_at=parse_time(body.get("ended_at")),
+        resume_at=parse_time(body.get("resume_at")),
+    )
+
+
+_STATE_TO_STATUS = {
+    "SCHEDULED": "pending",
+    "PENDING": "pending",
+    "PAUSED": "waiting",
+    "RUNNING": "running",
+    "CANCELLING": "running",
+    "COMPLETED": "success",
+    "CANCELLED": "cancelled",
+    "FAILED": "failed",
+    "CRASHED": "failed",
+}
+
+
+class EngineClient:
+    """The dashboard's view of a `Flowdeck` engine. Build it with `EngineClient.open()` after
+    `flows.prefect_server.configure_environment()` has settled the environment."""
+
+    PAGE = 200  # Prefect's largest page
+
+    def __init__(self, engine: Any, description: str) -> None:
+        self.engine = engine
+        self.description = description
+        self._full_rows: dict[str, ExecutionRow] = {}
+
+    @classmethod
+    def open(cls, definitions: str | None = None, description: str | None = None) -> "EngineClient":
+        from flows.service import Flowdeck
+
+        silence_console_logging()
+        engine = Flowdeck.open(definitions)
+        return cls(engine, description or f"Prefect {engine.api.api_url}")
+
+    @property
+    def api_url(self) -> str:
+        return str(self.engine.api.api_url)
+
+    # definitions ---------------------------------------------------------------------
+    def reload(self) -> None:
+        self.engine.reload(self.engine.catalog.directory or None)
+
+    def workflows(self) -> list[WorkflowVersion]:
+        found = []
+        for workflow_id, versions in sorted(self.engine.catalog.workflows().items()):
+            for definition in versions:
+                found.append(
+                    WorkflowVersion(
+                        workflow_id=workflow_id,
+                        version=definition.version,
+                        status=definition.status,
+                        name=definition.name,
+                        description=definition.description,
+                        input_schema=dict(definition.input_schema),
+                        path=str(definition.path),
+                    )
+                )
+        return found
+
+    def files(self) -> list[WorkflowFile]:
+        found = []
+        for item in self.engine.catalog.files:
+            found.append(
+                WorkflowFile(
+                    path=str(item.path),
+                    workflow_id=item.workflow_id,
+                    version=item.version,
+                    status=item.status,
+                    problems=tuple(f"{p.line}:{p.col}: {p.severity}: {p.message}" for p in item.problems),
+                    problem_lines=tuple(p.line for p in item.problems),
+                    has_errors=item.has_errors,
+                    source_text=item.source_text,
+                )
+            )
+        return sorted(found, key=lambda f: (f.workflow_id or "~", f.version or 0, f.path))
+
+    def check_input(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> list[InputProblem]:
+        from flows.errors import FlowdeckError
+        from flows.inputs import input_problems
+
+        try:
+            definition = self.engine.resolve(workflow_id, version, allow_draft=True)
+        except FlowdeckError as error:
+            return [InputProblem("(workflow)", error.message)]
+        return [InputProblem(p["field"], p["message"]) for p in input_problems(definition, input_data)]
+
+    # executions ----------------------------------------------------------------------
+    async def _call(self, coro: Any) -> Any:
+        from flows.errors import FlowdeckError
+
+        try:
+            return await coro
+        except FlowdeckError as error:
+            details = error.details if isinstance(error.details, list) else []
+            raise ClientError(
+                error.message,
+                [InputProblem(d.get("field", ""), d.get("message", "")) for d in details if isinstance(d, dict)],
+            ) from None
+        except OSError as error:
+            raise ClientError(f"cannot reach Prefect at {self.api_url}: {error}") from None
+
+    async def _runs(self, flow_runs_filter: dict[str, Any], limit: int, offset: int = 0) -> list[ExecutionRow]:
+        from flows import executions
+
+        runs = await self.engine.api.read_flow_runs(
+            {"flow_runs": flow_runs_filter, "sort": "EXPECTED_START_TIME_DESC", "limit": limit, "offset": offset}
+        )
+        rows = []
+        for run in runs:
+            body = await executions.status_body(self.engine.api, run, with_steps=False, with_result=False)
+            rows.append(row_from_body(body))
+        return rows
+
+    async def executions(
+        self, known_active: list[str], full: bool, limit: int = 5000
+    ) -> tuple[list[ExecutionRow], bool]:
+        """Rows to merge into the table, and whether they are the complete set (rows missing
+        from a complete set were deleted).
+
+        Every call: the newest page, every active execution, and the executions that were
+        active last time (to see them end). `full`: also page back to `limit` rows.
+        """
+        return await self._call(self._executions(known_active, full, limit))
+
+    async def _executions(self, known_active: list[str], full: bool, limit: int) -> tuple[list[ExecutionRow], bool]:
+        from datetime import timedelta
+
+        from flows import recording
+
+        horizon = (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()
+        base = {"tags": {"all_": [recording.FLOWDECK_TAG]}, "expected_start_time": {"before_": horizon}}
+        rows: dict[str, ExecutionRow] = {}
+        pages = max(1, -(-limit // self.PAGE)) if full else 1
+        for page in range(pages):
+            got = await self._runs(base, self.PAGE, page * self.PAGE)
+            rows.update((r.execution_id, r) for r in got)
+            if len(got) < self.PAGE:
+                break
+        active = await self._runs(
+            {**base, "state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED"]}}},
+            self.PAGE,
+        )
+        rows.update((r.execution_id, r) for r in active)
+        ended = [i for i in known_active if i not in rows]
+        if ended:
+            ids = [str(recording.flow_run_id_for(i)) for i in ended if recording.flow_run_id_for(i)]
+            for start in range(0, len(ids), self.PAGE):
+                got = await self._runs({"id": {"any_": ids[start : start + self.PAGE]}}, self.PAGE)
+                rows.update((r.execution_id, r) for r in got)
+        await self._fill_current_steps([r for r in rows.values() if r.status in ("running", "waiting")])
+        return list(rows.values()), full
+
+    async def _fill_current_steps(self, rows: list[ExecutionRow]) -> None:
+        """One task-run query for all running executions: the open (else latest) step."""
+        from flows import recording
+
+        if not rows:
+            return
+        by_run = {str(recording.flow_run_id_for(r.execution_id)): r for r in rows[: self.PAGE]}
+        response = await self.engine.api.request(
+            "POST",
+            "/task_runs/filter",
+            json={"flow_runs": {"id": {"any_": list(by_run)}}, "sort": "EXPECTED_START_TIME_ASC", "limit": self.PAGE},
+        )
+        chosen: dict[str, tuple[bool, str]] = {}
+        for task_run in response.json() if response.status_code == 200 else []:
+            run_id = task_run.get("flow_run_id")
+            state = (task_run.get("state") or {}).get("type")
+            is_open = state in ("RUNNING", "PENDING")
+            previous = chosen.get(run_id)
+            if previous is None or is_open or not previous[0]:
+                chosen[run_id] = (is_open, task_run.get("name") or "")
+        for run_id, (_, name) in chosen.items():
+            if run_id in by_run:
+                by_run[run_id].current_step = name
+
+    async def detail(self, execution_id: str) -> ExecutionDetail:
+        return await self._call(self._detail(execution_id))
+
+    async def _detail(self, execution_id: str) -> ExecutionDetail:
+        from flows import executions, recording
+
+        flow_run = await executions.read_flow_run(self.engine.api, execution_id)
+        body = await executions.status_body(self.engine.api, flow_run)
+        task_runs = await self.engine.api.read_task_runs(flow_run.id)
+        definition = None
+        try:
+            definition = self.engine.resolve(body["workflow_id"], body["workflow_version"], allow_draft=True)
+        except Exception:  # the definition may be gone or broken now; steps still show
+            definition = None
+        steps = []
+        for task_run in task_runs:
+            state = task_run.state_type.value if task_run.state_type else "PENDING"
+            key = task_run.dynamic_key or task_run.name
+            step = StepRow(
+                key=key,
+                name=task_run.name,
+                status=_STATE_TO_STATUS.get(state, state.lower()),
+                attempt=max(1, task_run.run_count or 1),
+                started_at=task_run.start_time,
+                ended_at=task_run.end_time,
+            )
+            if state == "COMPLETED":
+                try:
+                    entry = await recording.read_record(recording.journal_key(flow_run.id, key))
+                except Exception:  # unreadable storage: the step shows without output
+                    entry = None
+                if isinstance(entry, dict) and "output" in entry:
+                    step.output, step.has_output = entry["output"], True
+            steps.append(step)
+        _mark_branches(steps, definition)
+        if body.get("status") == "success" and steps and "output" in body and not steps[-1].has_output:
+            steps[-1].output, steps[-1].has_output = body["output"], True
+        return ExecutionDetail(
+            row=row_from_body(body),
+            body=body,
+            steps=steps,
+            input_data=dict(flow_run.parameters or {}),
+            flow_run_id=str(flow_run.id),
+            ui_url=self.ui_url(str(flow_run.id)),
+        )
+
+    def ui_url(self, flow_run_id: str) -> str:
+        return f"{self.api_url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
+
+    async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]:
+        from flows import recording
+
+        flow_run_id = recording.flow_run_id_for(execution_id)
+        if flow_run_id is None:
+            return []
+        logs_filter: dict[str, Any] = {"flow_run_id": {"any_": [str(flow_run_id)]}}
+        if after is not None:
+            logs_filter["timestamp"] = {"after_": after.isoformat()}
+        response = await self._call(
+            self.engine.api.request(
+                "POST", "/logs/filter", json={"logs": logs_filter, "sort": "TIMESTAMP_ASC", "limit": 200}
+            )
+        )
+        lines = []
+        for item in response.json() if response.status_code == 200 else []:
+            moment = parse_time(item.get("timestamp"))
+            if moment is None or (after is not None and moment <= after):
+                continue
+            lines.append(LogLine(moment, logging.getLevelName(item.get("level", 20)), item.get("message", "")))
+        return lines
+
+    # actions -------------------------------------------------------------------------
+    async def run_sync(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]:
+        async def go() -> dict[str, Any]:
+            call = await self.engine.run_sync(workflow_id, version, input_data, allow_draft=True)
+            try:
+                await call.finish()
+            except Exception as error:  # the answer stands; Prefect's record may lag
+                body = dict(call.body)
+                body["record_warning"] = str(error)
+                return body
+            return call.body
+
+        return await self._call(go())
+
+    async def submit(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(self.engine.submit(workflow_id, version, input_data, allow_draft=False))
+
+    async def cancel(self, execution_id: str) -> dict[str, Any]:
+        return await self._call(self.engine.cancel(execution_id))
+
+    async def aclose(self) -> None:
+        try:
+            from flows.recording import flush_events
+
+            await flush_events(timeout=3.0)
+        except Exception:  # leaving: nothing left to tell the user here
+            pass
+        await self.engine.aclose()
+
+
+def _mark_branches(steps: list[StepRow], definition: Any) -> None:
+    """Which branch each condition took: its journaled output, else the branch whose steps ran."""
+    if definition is None:
+        return
+    from flows.model import ConditionStep
+
+    owner: dict[str, tuple[str, str]] = {}
+    conditions: dict[str, Any] = {}
+    for step in definition.all_steps():
+        if isinstance(step, ConditionStep):
+            conditions[step.id] = step
+            for branch in step.branches:
+                for inner in branch.steps:
+                    owner[inner.id] = (step.id, branch.name)
+            for inner in step.default:
+                owner[inner.id] = (step.id, "default")
+    ran = {s.key.rsplit(".", 1)[-1] for s in steps}
+    for row in steps:
+        condition_id = row.key.rsplit(".", 1)[-1]
+        if condition_id not in conditions:
+            continue
+        if row.has_output:
+            row.branch = row.output if row.output else "default"
+            continue
+        taken = {owner[k][1] for k in ran if k in owner and owner[k][0] == condition_id}
+        if taken:
+            row.branch = sorted(taken)[0]
+        elif row.status == "success":
+            row.branch = "(no branch)"
+

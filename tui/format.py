@@ -1,0 +1,76 @@
+"""How values look on screen: statuses, times, durations, ids. `CLOCKS` hides every
+wall-clock value (snapshot tests turn it off so screenshots never change)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.text import Text
+
+__all__ = ["status_text", "clock", "duration", "countdown", "short_id", "pretty_json"]
+
+STATUS_STYLE = {
+    "pending": "dim",
+    "running": "bold yellow",
+    "waiting": "cyan",
+    "success": "green",
+    "failed": "bold red",
+    "cancelled": "magenta",
+}
+STATUS_ICON = {
+    "pending": "…",
+    "running": "▶",
+    "waiting": "⏸",
+    "success": "✓",
+    "failed": "✗",
+    "cancelled": "⊘",
+}
+
+
+def status_text(status: str) -> Text:
+    return Text(f"{STATUS_ICON.get(status, '?')} {status}", style=STATUS_STYLE.get(status, ""))
+
+
+def clock(moment: datetime | None, show: bool) -> str:
+    if moment is None:
+        return "-"
+    if not show:
+        return "--:--:--"
+    return moment.astimezone().strftime("%H:%M:%S")
+
+
+def duration(start: datetime | None, end: datetime | None, show: bool, now: datetime | None = None) -> str:
+    if start is None:
+        return "-"
+    if not show:
+        return "--"
+    seconds = ((end or now or datetime.now(timezone.utc)) - start).total_seconds()
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def countdown(due: datetime | None, show: bool) -> str:
+    if due is None:
+        return ""
+    if not show:
+        return "resumes in --"
+    seconds = int((due - datetime.now(timezone.utc)).total_seconds())
+    if seconds <= 0:
+        return "resuming now"
+    return f"resumes in {seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def short_id(execution_id: str, wide: bool) -> str:
+    return execution_id if wide else execution_id[:13]
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
