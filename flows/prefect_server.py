@@ -165,6 +165,11 @@ def _read_pid() -> int | None:
 
 def _alive(pid: int) -> bool:
     try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that exited: reap the zombie
+            return False
+    except ChildProcessError:  # not our child (started by another command)
+        pass
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
