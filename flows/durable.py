@@ -90,6 +90,7 @@ class DurableHooks(Hooks):
         self.events.finished(key, None, failed_message=message)
 
     async def checkpoint(self, key: str, step: Step) -> None:
+        self.current_step = step
         if self.cancel_requested.is_set():
             raise ExecutionCancelled()
         if datetime.now(timezone.utc) >= self.deadline:
@@ -176,7 +177,10 @@ async def execute_flow_run(
     )
     remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
     try:
-        outcome = await asyncio.wait_for(run.execute(), timeout=max(0.001, remaining))
+        if remaining > 0:
+            outcome = await asyncio.wait_for(run.execute(), timeout=remaining)
+        else:  # past the deadline: the first unfinished step's checkpoint says where
+            outcome = await run.execute()
     except Suspend as suspended:
         resume_at = min(suspended.resume_at, deadline)
         await api.set_flow_run_state(
