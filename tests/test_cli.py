@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +106,22 @@ def test_failed_exit_1_and_status_finds_the_error(prefect_api: str) -> None:
 
 
 def test_version_resolution(prefect_api: str) -> None:
-    # latest: the live version, even with a higher draft and a lower published one
-    assert run_json("sd_ver", code=0)["output"] == {"version": 2, "status": "live"}
-    # latest without a live version: the highest published, never the higher draft
-    assert run_json("sd_pub", "--version", "latest", code=0)["output"] == {"version": 2, "status": "published"}
-    # a draft runs when pinned by number; human output this time
-    result = flowdeck("run", "sd_draft", "--version", "1")
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"success\s+exec_[0-9a-f]{32}", result.stdout), result.stdout
-    assert '"status": "draft"' in result.stdout and '"version": 1' in result.stdout
+    # three independent runs: started together, each still a separate `flowdeck run`
+    with ThreadPoolExecutor(3) as pool:
+        live, published, draft = pool.map(
+            lambda args: flowdeck("run", *args),
+            [
+                ["sd_ver", "--json"],  # latest: the live version, not the higher draft
+                ["sd_pub", "--version", "latest", "--json"],  # nothing live: highest published
+                ["sd_draft", "--version", "1"],  # a draft runs when pinned; human output
+            ],
+        )
+    for result in (live, published, draft):
+        assert result.returncode == 0, (result.stdout, result.stderr)
+    assert json.loads(live.stdout)["output"] == {"version": 2, "status": "live"}
+    assert json.loads(published.stdout)["output"] == {"version": 2, "status": "published"}
+    assert re.search(r"success\s+exec_[0-9a-f]{32}", draft.stdout), draft.stdout
+    assert '"status": "draft"' in draft.stdout and '"version": 1' in draft.stdout
 
 
 @pytest.mark.parametrize(

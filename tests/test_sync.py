@@ -365,6 +365,35 @@ def test_long_code_step_past_the_sync_limit_answers_running(prefect_api: str, ca
     assert polled["status"] in ("pending", "running"), polled
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: a sync call that hands off marks the step it was in as a FAILED task run "
+    "('sync limit reached: handed off to async mode'), although the execution goes on",
+)
+@pytest.mark.parametrize("workflow_id", ["sd_limit_wait", "sd_limit_code"])
+def test_handed_off_step_is_not_shown_as_failed_in_prefect(prefect_api: str, catalog: Any, workflow_id: str) -> None:
+    body, _, _ = timed_call(prefect_api, catalog, workflow_id)
+    assert body["status"] in ("waiting", "running"), body
+
+    async def go() -> dict[str, str]:
+        async with Flowdeck.open(catalog=catalog, api_url=prefect_api) as engine:
+            return (await prefect_view(engine, body["execution_id"], 1, timeout=3))[1]
+
+    steps = asyncio.run(go())
+    assert "FAILED" not in steps.values(), steps
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: the sync body says 'running' at the hand-off, but polling the same "
+    "execution right after says 'pending' (status goes backwards, current_step is null)",
+)
+def test_status_after_running_hand_off_agrees_with_the_sync_answer(prefect_api: str, catalog: Any) -> None:
+    body, _, polled = timed_call(prefect_api, catalog, "sd_limit_code")
+    assert body["status"] == "running", body
+    assert (polled["status"], polled["current_step"]) == ("running", "Slow code")
+
+
 # status -------------------------------------------------------------------------------
 def test_status_finds_sync_executions(prefect_api: str, catalog: Any) -> None:
     async def status(engine: Flowdeck, call: Any) -> dict[str, Any]:
