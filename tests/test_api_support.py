@@ -60,8 +60,8 @@ class ApiServer:
             time.sleep(0.2)
         raise RuntimeError(f"flowdeck api did not start: {self.log_path.read_text()}")
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=AUTH, timeout=60, **kwargs)
+    def client(self, timeout: float = 60, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers=AUTH, timeout=timeout, **kwargs)
 
     def logs(self) -> str:
         self.log.flush()

@@ -8,6 +8,8 @@ sync 200 for a finished execution (success or failed), 202 for a hand-off; async
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path
@@ -32,7 +34,11 @@ from flows.inputs import input_problems
 
 router = APIRouter(prefix="/workflow/workflow-executions", tags=["executions"])
 
-BATCH_CONCURRENCY = 20
+# Prefect on SQLite serialises writes and answers 503 when they pile up: measured on 2
+# cores, 1-4 concurrent creates beat 20 (which failed one start in ten). PostgreSQL takes more.
+BATCH_CONCURRENCY = 4
+BATCH_CONCURRENCY_ENV = "FLOWDECK_API_BATCH_CONCURRENCY"
+BATCH_ATTEMPTS = 3
 
 IdempotencyKey = Header(
     None,
@@ -104,17 +110,8 @@ async def run_batch(
             f"(index {shown}); nothing was started",
             details=problems,
         )
-    gate = asyncio.Semaphore(BATCH_CONCURRENCY)
-
-    async def start(index: int, item: dict[str, Any]) -> dict[str, Any]:
-        async with gate:
-            key = f"{idempotency_key}:{index}" if idempotency_key else None
-            # Pinned to the resolved version: a batch never straddles a new live version.
-            return await engine.submit(definition.id, definition.version, item, idempotency_key=key)
-
-    results = await asyncio.gather(
-        *(start(index, item) for index, item in enumerate(request.inputs)), return_exceptions=True
-    )
+    batch_key = idempotency_key or f"batch-{uuid.uuid4().hex}"
+    results = await start_all(engine, definition, request.inputs, batch_key)
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         started = [r["execution_id"] if isinstance(r, dict) else None for r in results]
@@ -125,13 +122,50 @@ async def run_batch(
             PrefectUnavailable.code,
             f"{len(failures)} of {len(results)} executions could not be started ({reason}); "
             f"{len(results) - len(failures)} were; details.started lists their ids by index (null: not "
-            "started); retry with the same Idempotency-Key to start only the missing ones",
-            {"started": started},
+            "started); send the same batch again with the header Idempotency-Key: "
+            f"{batch_key} to start only the missing ones",
+            {"started": started, "idempotency_key": batch_key},
         )
     return JSONResponse(
         {"workflow_id": definition.id, "workflow_version": definition.version, "executions": results},
         status_code=202,
     )
+
+
+async def start_all(
+    engine: Engine, definition: Any, inputs: list[dict[str, Any]], batch_key: str
+) -> list[Any]:
+    """Submit every input, a few at a time, retrying what Prefect was too busy for.
+
+    Item i carries the idempotency key `<batch_key>:<i>`, so a retry (ours, or the caller
+    resending the batch with the same key) never starts an item twice. Pinned to the resolved version: a batch never
+    straddles a change of the live version.
+    """
+    gate = asyncio.Semaphore(batch_concurrency())
+    results: list[Any] = [None] * len(inputs)
+
+    async def start(index: int) -> None:
+        async with gate:
+            try:
+                results[index] = await engine.submit(
+                    definition.id, definition.version, inputs[index], idempotency_key=f"{batch_key}:{index}"
+                )
+            except Exception as error:  # reported per index; FlowdeckErrors carry the reason
+                results[index] = error
+
+    pending = list(range(len(inputs)))
+    for attempt in range(BATCH_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(0.5 * attempt)
+        await asyncio.gather(*(start(index) for index in pending))
+        pending = [i for i in pending if isinstance(results[i], PrefectUnavailable)]
+        if not pending:
+            break
+    return results
+
+
+def batch_concurrency() -> int:
+    return max(1, int(os.environ.get(BATCH_CONCURRENCY_ENV) or BATCH_CONCURRENCY))
 
 
 @router.get("/{execution_id}", summary="Status of an execution (sync or async)", response_model=ExecutionStatus)
