@@ -153,6 +153,7 @@ async def execute_flow_run(
     http: Any = None,
     resolve_workflow: Callable[[str, Any], WorkflowDefinition] | None = None,
     cancel_requested: asyncio.Event | None = None,
+    final_state: bool = True,
 ) -> Disposition:
     """Run (or resume) a claimed flow run until it ends, suspends or is cancelled."""
     deadline = deadline_of(flow_run, definition)
@@ -228,7 +229,7 @@ async def execute_flow_run(
                 force=True,
             )
             return Disposition(kind="retrying", outcome=outcome, resume_at=retry_at)
-    await record_outcome(api, flow_run.id, outcome)
+    await record_outcome(api, flow_run.id, outcome, set_state=final_state)
     return Disposition(kind="finished", outcome=outcome)
 
 

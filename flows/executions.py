@@ -9,6 +9,7 @@ Prefect API (and its result storage) answers the same.
     Scheduled / Late / Pending          pending
     Scheduled named "Waiting"           waiting   (resume_at = scheduled time)
     Scheduled named "AwaitingRetry"     pending   (resume_at = retry time)
+    Scheduled named "HandedOff"         running   (a sync call's limit passed; async continues)
     Paused / Suspended                  waiting
     Running / Cancelling                running
     Completed                           success
@@ -36,6 +37,8 @@ def status_of(flow_run: FlowRun) -> str:
         return "pending"
     kind = state.type
     if kind == StateType.SCHEDULED:
+        if state.name == "HandedOff":  # a sync call reached its limit; a worker continues
+            return "running"
         return "waiting" if state.name == "Waiting" else "pending"
     if kind == StateType.PENDING:
         return "pending"
@@ -99,7 +102,7 @@ async def status_body(
     state = flow_run.state
     if state is not None and state.type == StateType.SCHEDULED and state.name in ("Waiting", "AwaitingRetry"):
         body["resume_at"] = _iso(state.state_details.scheduled_time)
-    if with_steps and status != "pending":
+    if with_steps and (status != "pending" or body["attempt"] > 1):
         body["current_step"] = await current_step(api, flow_run)
     if with_result and status in ("success", "failed"):
         outcome = await recording.read_record(recording.outcome_key(flow_run.id))

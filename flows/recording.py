@@ -219,6 +219,16 @@ class TaskRunEvents:
         task_run.state = final
         self._emit(task_run, record.running if self.live else None, final)
 
+    def publish_open(self) -> dict[str, _StepRecord]:
+        """Make the steps still open visible as running task runs (sync calls send no
+        Running events), and return them so a hand-off can journal their task runs."""
+        if not self.live:
+            for record in self._open.values():
+                self._emit(record.task_run, None, record.running)
+        opened = dict(self._open)
+        self._open.clear()
+        return opened
+
     def abandon_open(self, message: str) -> None:
         for key in list(self._open):
             self.finished(key, None, failed_message=message)

@@ -173,7 +173,16 @@ async def run_sync(
     execution_id = recording.execution_id_for(flow_run.id)
 
     if handoff is not None:
-        events.abandon_open("sync limit reached: handed off to async mode")
+        # The step in progress stays open in Prefect; the worker that continues the
+        # execution closes the same task run (or runs the interrupted step again in it).
+        for key, record in events.publish_open().items():
+            earlier = hooks.journal.get(key)
+            hooks.journal[key] = JournalEntry(
+                status=earlier.status if earlier else "interrupted",
+                started_at=earlier.started_at if earlier else record.task_run.start_time.isoformat(),
+                due_at=earlier.due_at if earlier else None,
+                task_run_id=str(record.task_run.id),
+            )
         await _hand_off(api, flow_run.id, hooks.journal, handoff)
         body = {"status": handoff.status, "execution_id": execution_id}
         if handoff.resume_at is not None:
@@ -202,9 +211,11 @@ async def _execute_with_id_early(run: Run, flow_run_task: "asyncio.Task[FlowRun]
     return await run.execute()
 
 
-async def record_outcome(api: PrefectAPI, flow_run_id: UUID, outcome: Outcome) -> None:
+async def record_outcome(api: PrefectAPI, flow_run_id: UUID, outcome: Outcome, *, set_state: bool = True) -> None:
     """The final state, with the documented body persisted as its result."""
     record = await recording.write_record(recording.outcome_key(flow_run_id), outcome.record())
+    if not set_state:  # Prefect's engine hosts the run and sets the final state itself
+        return
     if outcome.status == "success":
         state = Completed(data=record, message="success")
     else:
@@ -231,7 +242,7 @@ async def _hand_off(
     else:
         state = Scheduled(
             scheduled_time=datetime.now(timezone.utc) - timedelta(seconds=1),
-            name="Scheduled",
+            name="HandedOff",
             message="sync limit reached: continuing in async mode",
         )
     await api.set_flow_run_state(flow_run_id, state, force=True)

@@ -365,11 +365,6 @@ def test_long_code_step_past_the_sync_limit_answers_running(prefect_api: str, ca
     assert polled["status"] in ("pending", "running"), polled
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a sync call that hands off marks the step it was in as a FAILED task run "
-    "('sync limit reached: handed off to async mode'), although the execution goes on",
-)
 @pytest.mark.parametrize("workflow_id", ["sd_limit_wait", "sd_limit_code"])
 def test_handed_off_step_is_not_shown_as_failed_in_prefect(prefect_api: str, catalog: Any, workflow_id: str) -> None:
     body, _, _ = timed_call(prefect_api, catalog, workflow_id)
@@ -383,11 +378,6 @@ def test_handed_off_step_is_not_shown_as_failed_in_prefect(prefect_api: str, cat
     assert "FAILED" not in steps.values(), steps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the sync body says 'running' at the hand-off, but polling the same "
-    "execution right after says 'pending' (status goes backwards, current_step is null)",
-)
 def test_status_after_running_hand_off_agrees_with_the_sync_answer(prefect_api: str, catalog: Any) -> None:
     body, _, polled = timed_call(prefect_api, catalog, "sd_limit_code")
     assert body["status"] == "running", body

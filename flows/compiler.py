@@ -1,0 +1,79 @@
+"""A validated definition compiled to a Prefect flow.
+
+The flow is what Prefect-native hosting runs: `prefect deploy` with `prefect.yaml`, a
+`prefect worker start --pool flowdeck` process worker, or a plain call of the flow object.
+Its body is the same durable execution the flowdeck worker runs in-process, so a run
+behaves the same whoever hosts it: waits and retry delays end the process with the run
+`Scheduled` (Prefect's `Pause` signal tells the engine to exit quietly), finished steps
+are skipped on resume, the outcome body is the run's result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Flow
+from prefect.context import FlowRunContext
+from prefect.exceptions import Pause
+
+from flows.model import WorkflowDefinition
+
+
+class WorkflowFailed(Exception):
+    """Raised so Prefect's engine marks the run Failed with the step's message."""
+
+
+def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
+    async def execute(**input_data: Any) -> dict[str, Any]:
+        from flows import durable
+        from flows.prefect_api import PrefectAPI
+        from flows.service import Flowdeck
+
+        context = FlowRunContext.get()
+        if context is None or context.flow_run is None:
+            raise RuntimeError("a compiled flowdeck flow runs inside a Prefect flow run")
+        engine = Flowdeck.open(api_url=None)
+        try:
+            flow_run = await engine.api.read_flow_run(context.flow_run.id)
+            assert flow_run is not None
+            if not any(t.startswith("workflow:") for t in flow_run.tags):
+                # A run created by Prefect alone (e.g. a direct call): tag it as flowdeck's.
+                from flows import recording
+
+                flow_run.tags = recording.run_tags(definition, "async")
+                await engine.api.request(
+                    "PATCH", f"/flow_runs/{flow_run.id}", json={"tags": flow_run.tags}
+                )
+            disposition = await durable.execute_flow_run(
+                engine.api,
+                flow_run,
+                definition,
+                http=engine.http,
+                resolve_workflow=engine._resolve_for_step,
+                final_state=False,
+            )
+        finally:
+            await engine.aclose()
+            from flows.recording import flush_events
+
+            await flush_events()
+        if disposition.kind != "finished":
+            refreshed = await PrefectAPI().read_flow_run(context.flow_run.id)
+            raise Pause(state=refreshed.state if refreshed else None)
+        outcome = disposition.outcome
+        assert outcome is not None
+        if outcome.status != "success":
+            error = outcome.error or {}
+            raise WorkflowFailed(f"step '{error.get('step_name')}' failed: {error.get('message')}")
+        return outcome.output or {}
+
+    execute.__name__ = definition.id
+    return Flow(
+        fn=execute,
+        name=definition.id,
+        version=str(definition.version),
+        description=definition.description or definition.name,
+        flow_run_name=f"{definition.id} v{definition.version}",
+        validate_parameters=False,
+        log_prints=False,
+    )

@@ -1,0 +1,48 @@
+"""Prefect entrypoint: `flows/entrypoint.py:<workflow_id>` is that workflow's flow.
+
+Prefect's process workers load a deployment's flow by getattr on this module; the version
+comes from the deployment (`v<n>`), read from the flow run's tags at execution time, so one
+attribute per workflow id serves all its versions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from flows import prefect_server
+
+    prefect_server.base_environment()
+    from flows.compiler import compile_flow
+    from flows.definitions import load_catalog
+
+    catalog = load_catalog()
+    version = _version_from_context()
+    try:
+        definition = catalog.resolve(name, version, allow_draft=version != "latest")
+    except Exception as error:
+        raise AttributeError(f"no flowdeck workflow {name!r}: {error}") from None
+    return compile_flow(definition)
+
+
+def _version_from_context() -> Any:
+    """The version the running deployment stands for (PREFECT__FLOW_RUN_ID is set by the worker)."""
+    import os
+
+    flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
+    if not flow_run_id:
+        return "latest"
+    import httpx
+
+    api = os.environ.get("PREFECT_API_URL", "")
+    try:
+        tags = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json().get("tags", [])
+    except httpx.HTTPError:
+        return "latest"
+    for tag in tags:
+        if tag.startswith("version:"):
+            return int(tag.split(":", 1)[1])
+    return "latest"
