@@ -382,6 +382,30 @@ def deploy(
         out.print("wrote prefect.yaml")
 
 
+@app.command("prefect-yaml")
+def prefect_yaml_command(
+    definitions: Optional[Path] = DefinitionsOption,
+    output: Path = typer.Option(Path("prefect.yaml"), "--output", "-o", help="Where to write it."),
+    check: bool = typer.Option(False, "--check", help="Only check that the file is up to date (exit 1 if not)."),
+) -> None:
+    """Write prefect.yaml: the same deployments, for `prefect deploy --all` with work pools."""
+    from flows.definitions import load_catalog
+    from flows.deployments import deployed, prefect_yaml
+
+    catalog = load_catalog(definitions)
+    if catalog.has_errors:
+        raise _fail("definitions have errors; run `flowdeck validate` first", 1)
+    text = prefect_yaml(deployed(catalog.definitions))
+    if check:
+        current = output.read_text() if output.exists() else ""
+        if current != text:
+            raise _fail(f"{output} is out of date with the definitions; run `flowdeck prefect-yaml`", 1)
+        out.print(f"{output} is up to date", highlight=False)
+        return
+    output.write_text(text)
+    out.print(f"wrote {output} ({len(deployed(catalog.definitions))} deployments)", highlight=False)
+
+
 @app.command()
 def api(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),

@@ -1,0 +1,45 @@
+"""prefect.yaml declares the same deployments as flowdeck creates, and stays in sync."""
+
+from __future__ import annotations
+
+from conftest import ROOT, run_cli
+
+
+def test_prefect_yaml_is_in_sync_with_definitions() -> None:
+    result = run_cli("prefect-yaml", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_prefect_yaml_check_notices_a_stale_file(tmp_path) -> None:
+    stale = tmp_path / "prefect.yaml"
+    stale.write_text((ROOT / "prefect.yaml").read_text().replace("version: '2'", "version: '9'"))
+    result = run_cli("prefect-yaml", "--check", "--output", str(stale))
+    assert result.returncode == 1
+    assert "out of date" in result.stderr
+
+
+def test_prefect_yaml_deployments_match_the_published_and_live_versions() -> None:
+    import yaml
+
+    from flows.definitions import load_catalog
+    from flows.deployments import parameter_schema
+
+    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    catalog = load_catalog(ROOT / "definitions")
+    expected = {
+        (d.id, f"v{d.version}"): d for d in catalog.definitions if d.status in ("published", "live")
+    }
+    assert {(d["flow_name"], d["name"]) for d in declared} == set(expected)
+    for item in declared:
+        definition = expected[(item["flow_name"], item["name"])]
+        assert item["parameter_openapi_schema"] == parameter_schema(definition)
+        assert item["entrypoint"] == f"flows/entrypoint.py:{definition.id}"
+        assert item["work_pool"]["name"] == "flowdeck"
+
+
+def test_entrypoint_loads_the_compiled_prefect_flow() -> None:
+    from prefect.flows import load_flow_from_entrypoint
+
+    flow = load_flow_from_entrypoint(str(ROOT / "flows" / "entrypoint.py") + ":hello")
+    assert flow.name == "hello"
+    assert flow.version == "1"
