@@ -1,0 +1,118 @@
+"""Sync mode: flowdeck against plain Python and hand-written Prefect flows, same server.
+
+Workload: `bench_five` (5 steps, no I/O). Each round runs, in turn: flowdeck's sync call
+(time until the caller has the documented body; Prefect's bookkeeping after the answer is
+awaited before the next call, untimed, as the CLI and API do), the same definition
+interpreted in plain Python, a hand-written `@flow` with five `@task` calls (default
+settings) and its async twin. Interleaving the four keeps the machine's noise fair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from _common import machine, ms, p50, percentile, private_environment, stop_server
+
+ROUNDS = 40
+WARMUP = 3
+
+
+def main() -> dict[str, Any]:
+    private_environment()
+    try:
+        return asyncio.run(_measure())
+    finally:
+        stop_server()
+
+
+async def _measure() -> dict[str, Any]:
+    from prefect import flow, task
+
+    from flows.interpreter import Run
+    from flows.recording import flush_events
+    from flows.service import Flowdeck
+
+    @task
+    def step(value: int) -> int:
+        return value + 1
+
+    @flow(name="prefect-five-sync")
+    def prefect_sync(n: int) -> int:
+        for _ in range(5):
+            n = step(n)
+        return n
+
+    @task
+    async def astep(value: int) -> int:
+        return value + 1
+
+    @flow(name="prefect-five-async")
+    async def prefect_async(n: int) -> int:
+        for _ in range(5):
+            n = await astep(n)
+        return n
+
+    engine = Flowdeck.open()
+    definition = engine.resolve("bench_five", "latest", allow_draft=False)
+    samples: dict[str, list[float]] = {"flowdeck": [], "plain": [], "prefect_sync": [], "prefect_async": []}
+    task_runs_seen: list[int] = []
+
+    for index in range(WARMUP + ROUNDS):
+        record = index >= WARMUP
+        started = time.perf_counter()
+        call = await engine.run_sync("bench_five", "latest", {"n": 12})
+        elapsed = time.perf_counter() - started
+        assert call.body["status"] == "success", call.body
+        await call.finish()
+        if record:
+            samples["flowdeck"].append(ms(elapsed))
+
+        started = time.perf_counter()
+        outcome = await Run(definition=definition, execution_id="exec_plain", mode="sync", input={"n": 12}).execute()
+        elapsed = time.perf_counter() - started
+        assert outcome.status == "success"
+        if record:
+            samples["plain"].append(ms(elapsed))
+
+        started = time.perf_counter()
+        await asyncio.to_thread(prefect_sync, 1)
+        if record:
+            samples["prefect_sync"].append(ms(time.perf_counter() - started))
+
+        started = time.perf_counter()
+        await prefect_async(1)
+        if record:
+            samples["prefect_async"].append(ms(time.perf_counter() - started))
+
+    # Every step of the last flowdeck execution is a task run in Prefect.
+    from flows.recording import flow_run_id_for
+
+    await flush_events()
+    flow_run_id = flow_run_id_for(call.execution_id)
+    assert flow_run_id is not None
+    for _ in range(50):
+        task_runs = await engine.api.read_task_runs(flow_run_id)
+        if len(task_runs) >= 5:
+            break
+        await asyncio.sleep(0.1)
+    task_runs_seen.append(len(task_runs))
+    await engine.aclose()
+
+    flowdeck_p50 = p50(samples["flowdeck"])
+    plain_p50 = p50(samples["plain"])
+    prefect_sync_p50 = p50(samples["prefect_sync"])
+    return {
+        "workload": "bench_five: 5 steps, no I/O",
+        "runs": ROUNDS,
+        "flowdeck_p50_ms": flowdeck_p50,
+        "flowdeck_p95_ms": percentile(samples["flowdeck"], 95),
+        "plain_python_p50_ms": plain_p50,
+        "prefect_sync_flow_p50_ms": prefect_sync_p50,
+        "prefect_async_flow_p50_ms": p50(samples["prefect_async"]),
+        "overhead_p50_ms": round(flowdeck_p50 - plain_p50, 2),
+        "ratio_vs_prefect": round(flowdeck_p50 / prefect_sync_p50, 3),
+        "task_runs_recorded_for_last_execution": task_runs_seen[-1],
+        "machine": machine(),
+    }
