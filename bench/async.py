@@ -1,0 +1,181 @@
+"""Async mode: submission, start, end-to-end, throughput and resume lag, beside `flow.serve()`.
+
+All against one fresh local Prefect server (SQLite, the embedded default) and one
+`flowdeck worker`. Times are read from Prefect's own records (flow-run and task-run start
+and end times), not from polling, so they do not include a poller's interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from _common import ROOT, Worker, machine, ms, p50, percentile, private_environment, stop_server
+
+SINGLE_RUNS = 30
+BURST = 200
+RESUME_RUNS = 15
+SERVE_RUNS = 5
+
+
+def main() -> dict[str, Any]:
+    private_environment()
+    worker = Worker(concurrency=200)
+    try:
+        result = asyncio.run(_measure())
+    finally:
+        worker.stop()
+    try:
+        result["prefect_serve_start_p50_ms"] = _serve_baseline()
+    finally:
+        stop_server()
+    result["machine"] = machine()
+    return result
+
+
+async def _wait_done(engine: Any, execution_ids: list[str], timeout: float = 300) -> list[Any]:
+    from flows.recording import flow_run_id_for
+
+    deadline = time.monotonic() + timeout
+    pending = {flow_run_id_for(e) for e in execution_ids}
+    while pending and time.monotonic() < deadline:
+        runs = await engine.api.read_flow_runs(
+            {"flow_runs": {"id": {"any_": [str(i) for i in list(pending)[:200]]},
+                           "state": {"type": {"any_": ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"]}}},
+             "limit": 200}
+        )
+        for run in runs:
+            pending.discard(run.id)
+        if pending:
+            await asyncio.sleep(0.05)
+    if pending:
+        raise RuntimeError(f"{len(pending)} executions did not finish")
+    runs = []
+    ids = [flow_run_id_for(e) for e in execution_ids]
+    for start in range(0, len(ids), 200):
+        runs += await engine.api.read_flow_runs({"flow_runs": {"id": {"any_": [str(i) for i in ids[start:start + 200]]}}, "limit": 200})
+    return runs
+
+
+async def _first_step_start(engine: Any, flow_run_id: Any, step: str) -> datetime:
+    for _ in range(100):
+        task_runs = await engine.api.read_task_runs(flow_run_id)
+        found = [t for t in task_runs if t.name == step and t.start_time]
+        if found:
+            return found[0].start_time
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no task run {step} for {flow_run_id}")
+
+
+async def _measure() -> dict[str, Any]:
+    from flows.recording import flow_run_id_for
+    from flows.service import Flowdeck
+
+    engine = Flowdeck.open()
+    submit_ms: list[float] = []
+    start_ms: list[float] = []
+    e2e_ms: list[float] = []
+
+    for index in range(SINGLE_RUNS + 3):
+        submitted_at = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        body = await engine.submit("bench_three", "latest", {"n": index})
+        elapsed = time.perf_counter() - started
+        (run,) = await _wait_done(engine, [body["execution_id"]])
+        assert run.state_type.value == "COMPLETED", run.state
+        if index < 3:
+            continue
+        first = await _first_step_start(engine, run.id, "start")
+        submit_ms.append(ms(elapsed))
+        start_ms.append(ms((first - submitted_at).total_seconds()))
+        e2e_ms.append(ms((run.end_time - submitted_at).total_seconds()))
+
+    # Throughput: BURST executions submitted at once, until all have succeeded.
+    burst_started = time.perf_counter()
+    bodies = await asyncio.gather(*(engine.submit("bench_three", "latest", {"n": i}) for i in range(BURST)))
+    submitted = time.perf_counter()
+    runs = await _wait_done(engine, [b["execution_id"] for b in bodies], timeout=600)
+    finished = time.perf_counter()
+    failures = [r for r in runs if r.state_type.value != "COMPLETED"]
+
+    # Resume lag: due time of a 2 s Wait to the start of the step after it.
+    lags: list[float] = []
+    for _ in range(RESUME_RUNS):
+        body = await engine.submit("bench_wait", "latest", {})
+        (run,) = await _wait_done(engine, [body["execution_id"]])
+        flow_run_id = flow_run_id_for(body["execution_id"])
+        wait_started = await _first_step_start(engine, flow_run_id, "pause")
+        after = await _first_step_start(engine, flow_run_id, "after")
+        lags.append(ms((after - wait_started).total_seconds() - 2.0))
+    await engine.aclose()
+
+    return {
+        "submit_p50_ms": p50(submit_ms),
+        "submit_p95_ms": percentile(submit_ms, 95),
+        "start_p50_ms": p50(start_ms),
+        "e2e_p50_ms": p50(e2e_ms),
+        "throughput_per_s": round(BURST / (finished - burst_started), 2),
+        "burst_submit_seconds": round(submitted - burst_started, 2),
+        "burst_failures": len(failures),
+        "resume_lag_p50_ms": p50(lags),
+        "resume_lag_p95_ms": percentile(lags, 95),
+        "runs": {"single": SINGLE_RUNS, "burst": BURST, "resume": RESUME_RUNS},
+    }
+
+
+SERVE_SCRIPT = """
+from prefect import flow
+
+@flow(name="serve-baseline")
+def serve_baseline():
+    return 1
+
+if __name__ == "__main__":
+    serve_baseline.serve(name="baseline")
+"""
+
+
+def _serve_baseline() -> float:
+    """Plain Prefect: a `flow.serve()` deployment with default settings, submission to running."""
+    script = ROOT / "bench" / ".serve_baseline.py"
+    script.write_text(SERVE_SCRIPT)
+    log = open(os.path.join(os.environ["FLOWDECK_HOME"], "serve.log"), "wb")
+    process = subprocess.Popen([sys.executable, str(script)], stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True, cwd=ROOT)
+    try:
+        return asyncio.run(_serve_measure())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        script.unlink(missing_ok=True)
+
+
+async def _serve_measure() -> float:
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    async with get_client() as client:
+        for _ in range(120):
+            try:
+                await client.read_deployment_by_name("serve-baseline/baseline")
+                break
+            except Exception:
+                await asyncio.sleep(0.5)
+        samples: list[float] = []
+        for _ in range(SERVE_RUNS):
+            submitted_at = datetime.now(timezone.utc)
+            flow_run = await run_deployment("serve-baseline/baseline", timeout=0)
+            for _ in range(600):
+                run = await client.read_flow_run(flow_run.id)
+                if run.start_time is not None:
+                    samples.append(ms((run.start_time - submitted_at).total_seconds()))
+                    break
+                await asyncio.sleep(0.1)
+            while not (await client.read_flow_run(flow_run.id)).state.is_final():
+                await asyncio.sleep(0.2)
+    return p50(samples)
