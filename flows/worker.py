@@ -75,6 +75,7 @@ class Worker:
     _slots: asyncio.Semaphore | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _unknown: set[UUID] = field(default_factory=set)
+    _stamp: tuple[tuple[str, float], ...] | None = None
 
     @property
     def api(self):  # type: ignore[no-untyped-def]
@@ -126,7 +127,31 @@ class Worker:
             await asyncio.sleep(interval)
 
     # discovery -----------------------------------------------------------------------
+    def _definitions_stamp(self) -> tuple[tuple[str, float], ...]:
+        from pathlib import Path
+
+        directory = Path(self.engine.catalog.directory)
+        files = list(directory.rglob("*.yaml")) + list(directory.rglob("*.yml"))
+        return tuple(sorted((str(p), p.stat().st_mtime) for p in files if p.exists()))
+
+    async def _reload_if_changed(self) -> None:
+        """Definitions edited, added or removed: reload them and re-sync the deployments."""
+        from pathlib import Path
+
+        stamp = self._definitions_stamp()
+        if self._stamp is None:
+            self._stamp = stamp
+            return
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        self.engine.reload(self.engine.catalog.directory)
+        self._unknown.clear()
+        await sync_deployments(self.api, self.engine.catalog.definitions, Path(self.project_dir or Path.cwd()))
+        log.info("definitions changed: now serving %d", len(self.engine.catalog.definitions))
+
     async def _poll_once(self) -> None:
+        await self._reload_if_changed()
         horizon = datetime.now(timezone.utc) + timedelta(seconds=self.settings.lookahead)
         runs = await self.api.read_flow_runs(
             {

@@ -118,6 +118,7 @@ class FlowdeckApp(App[str | None]):
         self.max_rows = max_rows
         self.started_services = started_services or []
         self.table = ExecutionsTable(show_clocks=show_clocks, id="executions")
+        self.status_line = Static("", id="status-line")
         self.last_fetch_seconds: float | None = None
         self.fetches = 0
         self._last_full = 0.0
@@ -125,7 +126,7 @@ class FlowdeckApp(App[str | None]):
 
     # layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static(self._status_line(), id="status-line")
+        yield self.status_line
         yield WorkflowsPane(id="workflows")
         with Horizontal(id="filters"):
             yield Select([(s, s) for s in STATUSES], prompt="any status", id="filter-status", compact=True)
@@ -136,31 +137,37 @@ class FlowdeckApp(App[str | None]):
 
     def on_mount(self) -> None:
         if not self.show_clocks:
-            for widget in self.query(Input):
+            for widget in self.screen_stack[0].query(Input):
                 widget.cursor_blink = False
         self.table.border_title = "executions"
-        self.query_one("#workflows").border_title = "workflows"
+        self._refresh_status_line()
+        self._main_query("#workflows").border_title = "workflows"
         self._show_workflows()
         self.table.focus()
         self._poll()
         if self.show_clocks:
             self.set_interval(1.0, self._tick)
 
+    def _main_query(self, selector: Any, expect_type: Any = None) -> Any:
+        """Widgets of the main screen, whichever screen is on top."""
+        return self.screen_stack[0].query_one(selector, expect_type)
+
     def _show_workflows(self) -> None:
         versions = self.client.workflows()
-        self.query_one(WorkflowsPane).show(versions, self.client.files())
+        self._main_query(WorkflowsPane).show(versions, self.client.files())
         ids = sorted({v.workflow_id for v in versions})
-        select = self.query_one("#filter-workflow", Select)
+        select = self._main_query("#filter-workflow", Select)
         select.set_options([(i, i) for i in ids])
 
     def _status_line(self) -> str:
         shown = getattr(self, "table", None)
         counts = f"{shown.row_count} shown / {len(shown.known)} known" if shown is not None and shown.is_mounted else "loading…"
         filt = shown.filter.describe() if shown is not None else "all"
-        return f"[b]flowdeck[/b] · {self.client.description} · {counts} · filter: {filt} · ctrl+p commands"
+        return f"[b]{counts}[/b] · filter: {filt} · {self.client.description}"
 
     def _refresh_status_line(self) -> None:
-        self.query_one("#status-line", Static).update(self._status_line())
+        if self.status_line.is_mounted:
+            self.status_line.update(self._status_line())
 
     def _tick(self) -> None:
         if len(self.screen_stack) == 1:
@@ -196,6 +203,8 @@ class FlowdeckApp(App[str | None]):
 
     @on(ExecutionsFetched)
     def _fetched(self, message: ExecutionsFetched) -> None:
+        if not self.table.is_mounted:  # shutting down
+            return
         self.last_fetch_seconds = message.seconds
         self.fetches += 1
         self.table.merge(message.rows, message.complete)
@@ -218,11 +227,11 @@ class FlowdeckApp(App[str | None]):
 
     @on(Select.Changed, "#filter-status")
     def _status_changed(self, event: Select.Changed) -> None:
-        self._apply_filter(status=None if event.value is Select.BLANK else str(event.value))
+        self._apply_filter(status=None if event.value is Select.NULL else str(event.value))
 
     @on(Select.Changed, "#filter-workflow")
     def _workflow_changed(self, event: Select.Changed) -> None:
-        self._apply_filter(workflow_id=None if event.value is Select.BLANK else str(event.value))
+        self._apply_filter(workflow_id=None if event.value is Select.NULL else str(event.value))
 
     @on(Input.Changed, "#filter-search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -233,14 +242,14 @@ class FlowdeckApp(App[str | None]):
         self.table.focus()
 
     def filter_status(self, status: str | None) -> None:
-        select = self.query_one("#filter-status", Select)
+        select = self._main_query("#filter-status", Select)
         if status is None:
             select.clear()
         else:
             select.value = status
 
     def filter_workflow(self, workflow_id: str | None) -> None:
-        select = self.query_one("#filter-workflow", Select)
+        select = self._main_query("#filter-workflow", Select)
         if workflow_id is None:
             select.clear()
         else:
@@ -249,7 +258,7 @@ class FlowdeckApp(App[str | None]):
     def clear_filters(self) -> None:
         self.filter_status(None)
         self.filter_workflow(None)
-        self.query_one("#filter-search", Input).value = ""
+        self._main_query("#filter-search", Input).value = ""
 
     def action_cycle_status(self) -> None:
         order: list[str | None] = [None, *STATUSES]
@@ -257,16 +266,16 @@ class FlowdeckApp(App[str | None]):
         self.filter_status(order[(order.index(current) + 1) % len(order)])
 
     def action_toggle_workflow(self) -> None:
-        selection = self.query_one(WorkflowsPane).selection
+        selection = self._main_query(WorkflowsPane).selection
         target = selection.workflow_id if selection else None
         self.filter_workflow(None if self.table.filter.workflow_id == target else target)
 
     def action_search(self) -> None:
-        self.query_one("#filter-search", Input).focus()
+        self._main_query("#filter-search", Input).focus()
 
     # workflows --------------------------------------------------------------------------
     def action_next_problem(self) -> None:
-        tree = self.query_one("#workflow-tree")
+        tree = self._main_query("#workflow-tree")
         nodes = [n for n in _walk(tree.root) if n.data is not None and n.data.file is not None and n.data.file.has_errors]  # type: ignore[attr-defined]
         if not nodes:
             self.notify("every definition is valid")
@@ -287,7 +296,7 @@ class FlowdeckApp(App[str | None]):
 
     # launch -----------------------------------------------------------------------------
     def action_launch(self) -> None:
-        selection: Selection | None = self.query_one(WorkflowsPane).selection
+        selection: Selection | None = self._main_query(WorkflowsPane).selection
         version = selection.version if selection else None
         if version is None:
             if selection and selection.file and selection.file.has_errors:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from rich.console import Group
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import on, work
@@ -82,6 +83,9 @@ class DetailScreen(Screen[None]):
         self._fetch()
         if self.show_clocks:
             self.set_interval(1.0, self._tick)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 120, "-narrow")
 
     # fetching: one worker at a time, rescheduled after each answer ----------------------
     @work(exclusive=True, group="detail")
@@ -167,35 +171,40 @@ class DetailScreen(Screen[None]):
         )
 
     def _show_step_output(self) -> None:
+        """The final output or error first (once there is one), then the selected step's output."""
         detail = self.detail
         if detail is None:
             return
         table = self.query_one("#steps", DataTable)
         step = detail.steps[table.cursor_row] if detail.steps and table.cursor_row < len(detail.steps) else None
-        if step is None or (not step.has_output and step.status in TERMINAL and step is detail.steps[-1]):
-            self._show_outcome(detail.body)
-            return
+        parts: list[Any] = []
+        outcome = self._outcome(detail.body)
+        if outcome is not None:
+            parts.append(outcome)
+        if step is not None:
+            parts.append(Text(f"step {step.name}" + (f" → branch {step.branch}" if step.branch else ""), style="bold dim"))
+            if step.has_output:
+                parts.append(Syntax(pretty_json(step.output), "json", theme="ansi_dark", word_wrap=True))
+            else:
+                parts.append(Text("(no recorded output)" if step.status in TERMINAL else f"({step.status})", style="dim"))
         pane = self.query_one("#step-output", Static)
-        pane.border_title = f"output of {step.name}"
-        if step.has_output:
-            pane.update(Syntax(pretty_json(step.output), "json", theme="ansi_dark", word_wrap=True))
-        else:
-            pane.update(Text("(no recorded output)" if step.status in TERMINAL else f"({step.status})", style="dim"))
+        pane.border_title = "output"
+        pane.update(Group(*parts))
 
     def _show_outcome(self, body: dict[str, Any]) -> None:
-        pane = self.query_one("#step-output", Static)
+        outcome = self._outcome(body)
+        self.query_one("#step-output", Static).update(outcome if outcome is not None else Text(f"({body.get('status', '…')})", style="dim"))
+
+    @staticmethod
+    def _outcome(body: dict[str, Any]) -> Any:
         if body.get("error"):
             error = body["error"] or {}
-            pane.border_title = "error"
-            pane.update(
-                Text.assemble(("step ", "dim"), (str(error.get("step_name")), "bold"), "\n", (str(error.get("message")), "red"))
+            return Text.assemble(
+                ("error at step ", "bold red"), (str(error.get("step_name")), "bold"), "\n", (str(error.get("message")), "red"), "\n"
             )
-        elif "output" in body:
-            pane.border_title = "final output"
-            pane.update(Syntax(pretty_json(body["output"]), "json", theme="ansi_dark", word_wrap=True))
-        else:
-            pane.border_title = "output"
-            pane.update(Text(f"({body.get('status', '…')})", style="dim"))
+        if "output" in body:
+            return Group(Text("final output", style="bold green"), Syntax(pretty_json(body["output"]), "json", theme="ansi_dark", word_wrap=True))
+        return None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_step_output()

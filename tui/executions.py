@@ -20,6 +20,7 @@ from tui.format import STATUS_STYLE, clock, duration, short_id, status_text
 __all__ = ["ExecutionFilter", "ExecutionsTable"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+REBUILD_AFTER = 20  # more rows leaving than this: clear and refill (remove_row costs O(rows))
 COLUMNS = ("id", "workflow", "mode", "status", "step", "started", "took")
 NARROW = {"id": 13, "workflow": 12, "mode": 5, "status": 9, "step": 8, "started": 8, "took": 6}
 WIDE = {"id": 37, "workflow": 24, "mode": 5, "status": 11, "step": 28, "started": 8, "took": 8}
@@ -100,13 +101,14 @@ class ExecutionsTable(DataTable[object]):
         return [i for i, r in self.known.items() if r.status in ("pending", "running", "waiting")]
 
     def merge(self, rows: list[ExecutionRow], complete: bool) -> None:
+        """Only rows that differ from what is known are redrawn."""
         incoming = {row.execution_id: row for row in rows}
-        if complete:
-            for execution_id in list(self.known):
-                if execution_id not in incoming:
-                    del self.known[execution_id]
+        gone = [i for i in self.known if i not in incoming] if complete else []
+        for execution_id in gone:
+            del self.known[execution_id]
+        changed = [i for i, row in incoming.items() if self.known.get(i) != row]
         self.known.update(incoming)
-        self._sync_view()
+        self._sync_view(only=set(changed) | set(gone))
 
     def set_filter(self, new_filter: ExecutionFilter) -> None:
         self.filter = new_filter
@@ -114,7 +116,7 @@ class ExecutionsTable(DataTable[object]):
 
     def tick(self) -> None:
         """Durations of active rows grow: redraw just those cells."""
-        self._sync_view(only_active=True)
+        self._sync_view(only=set(self.active_ids))
 
     # ---------------------------------------------------------------------------------
     def _cells(self, row: ExecutionRow) -> tuple[object, ...]:
@@ -131,24 +133,27 @@ class ExecutionsTable(DataTable[object]):
             duration(row.started_at, row.ended_at, self.show_clocks),
         )
 
-    def _sync_view(self, keep: str | None = None, only_active: bool = False) -> None:
+    def _sync_view(self, keep: str | None = None, only: set[str] | None = None) -> None:
+        """Make the table show the filtered rows; `only`: just these ids may have changed."""
         keep = keep or self.selected_id
         keep_index = self.cursor_row
-        wanted = {i: r for i, r in self.known.items() if self.filter.accepts(r)}
+        candidates = self.known.keys() | self._shown.keys() if only is None else only
+        leaving = [i for i in candidates if i in self._shown and (i not in self.known or not self.filter.accepts(self.known[i]))]
+        if len(leaving) > REBUILD_AFTER or (not self._shown and len(candidates) > REBUILD_AFTER):  # remove_row is O(rows)
+            self._rebuild(keep, keep_index)
+            return
         added = False
         with self.app.batch_update():
-            if not only_active:
-                for execution_id in [i for i in self._shown if i not in wanted]:
-                    self.remove_row(execution_id)
-                    del self._shown[execution_id]
-            for execution_id, row in wanted.items():
-                if only_active and row.status not in ("pending", "running", "waiting"):
+            for execution_id in candidates:
+                row = self.known.get(execution_id)
+                if row is None or not self.filter.accepts(row):
+                    if execution_id in self._shown:
+                        self.remove_row(execution_id)
+                        del self._shown[execution_id]
                     continue
                 cells = self._cells(row)
                 before = self._shown.get(execution_id)
                 if before is None:
-                    if only_active:
-                        continue
                     self.add_row(*cells, key=execution_id)
                     added = True
                 else:
@@ -162,3 +167,21 @@ class ExecutionsTable(DataTable[object]):
                     self.move_cursor(row=self.get_row_index(keep), animate=False, scroll=False)
                 elif self.row_count:
                     self.move_cursor(row=min(keep_index, self.row_count - 1), animate=False)
+
+    def _rebuild(self, keep: str | None, keep_index: int) -> None:
+        rows = sorted(
+            (r for r in self.known.values() if self.filter.accepts(r)),
+            key=lambda r: (r.created_at or r.started_at or EPOCH, r.execution_id),
+            reverse=True,
+        )
+        with self.app.batch_update():
+            self.clear()
+            self._shown.clear()
+            for row in rows:
+                cells = self._cells(row)
+                self.add_row(*cells, key=row.execution_id)
+                self._shown[row.execution_id] = cells
+            if keep is not None and keep in self._shown:
+                self.move_cursor(row=self.get_row_index(keep), animate=False)
+            elif self.row_count:
+                self.move_cursor(row=min(keep_index, self.row_count - 1), animate=False)

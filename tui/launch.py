@@ -46,7 +46,7 @@ def collect_value(schema: dict[str, Any], widget: Widget) -> tuple[bool, Any, st
     if isinstance(widget, Checkbox):
         return True, widget.value, None
     if isinstance(widget, Select):
-        if widget.value is Select.BLANK:
+        if widget.value is Select.NULL:
             return False, None, None
         return True, widget.value, None
     assert isinstance(widget, Input)
@@ -137,7 +137,7 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             if "enum" in field:
                 yield Select(
                     [(json.dumps(v) if not isinstance(v, str) else v, v) for v in field["enum"]],
-                    value=default if default in field["enum"] else Select.BLANK,
+                    value=default if default in field["enum"] else Select.NULL,
                     allow_blank=name not in required or default is None,
                     id=widget_id,
                     compact=True,

@@ -1,0 +1,302 @@
+"""Pilot tests of the dashboard against the real Prefect server of the suite.
+
+The dashboard reaches Prefect only through `tui.client.EngineClient`; "changes made
+elsewhere" are made through a second engine, as the CLI or the HTTP API would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+GREET = """id: tui_greet
+name: Greet
+version: 1
+status: published
+input:
+  type: object
+  required: [name]
+  properties:
+    name: {type: string, description: Who to greet}
+    tone: {type: string, enum: [warm, dry], default: warm}
+    times: {type: integer, default: 1}
+steps:
+  - id: pick
+    type: condition
+    branches:
+      - name: warm
+        when: "input.tone = 'warm'"
+        steps:
+          - {id: warm_out, type: output, fields: {message: "Hello, {{ input.name }}!"}}
+    default:
+      - {id: dry_out, type: output, fields: {message: "{{ input.name }}."}}
+"""
+
+SLOW = """id: tui_slow
+name: Slow
+version: 1
+status: published
+steps:
+  - {id: nap, type: wait, duration: 10m}
+  - {id: done, type: output, fields: {ok: true}}
+"""
+
+BROKEN = """id: tui_broken
+name: Broken
+version: 1
+status: published
+steps:
+  - {id: a, type: htp}
+"""
+
+
+@pytest.fixture
+def definitions(tmp_path: Path) -> Path:
+    (tmp_path / "greet.yaml").write_text(GREET)
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    (tmp_path / "broken.yaml").write_text(BROKEN)
+    return tmp_path
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def make_app(definitions: Path, **options: Any) -> Any:
+    from tui.app import build_app
+    from tui.client import EngineClient
+
+    client = EngineClient.open(str(definitions), description="test Prefect")
+    return build_app(client, **options)
+
+
+async def until(predicate: Callable[[], bool], pilot: Any, timeout: float = 10.0) -> float:
+    """Seconds until predicate() holds (fails the test after timeout)."""
+    started = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - started > timeout:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+    return time.perf_counter() - started
+
+
+def text_of(widget: Any) -> str:
+    """What a Static shows, as plain text."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(widget.content)
+    return console.export_text()
+
+
+def select_workflow(app: Any, workflow_id: str, version: int | None = None) -> None:
+    from tui.app import _walk
+
+    tree = app.query_one("#workflow-tree")
+    for node in _walk(tree.root):
+        data = node.data
+        if data is None or data.workflow_id != workflow_id:
+            continue
+        if version is None or (data.version is not None and data.version.version == version and node.parent is not tree.root):
+            tree.move_cursor(node)
+            app.query_one("WorkflowsPane")._select(data)
+            return
+    raise AssertionError(f"no {workflow_id} in the tree")
+
+
+def test_dashboard_shows_workflows_problems_and_source(prefect_api: str, definitions: Path) -> None:
+    async def go() -> None:
+        app = make_app(definitions)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.2)
+            tree_text = " ".join(str(n.label) for n in __import__("tui.app").app._walk(app.query_one("#workflow-tree").root))
+            assert "tui_greet" in tree_text and "tui_slow" in tree_text
+            assert "tui_broken ✗" in tree_text and "1 error(s)" in tree_text
+            await pilot.press("e")  # jump to the broken definition
+            source = text_of(app.query_one("#source"))
+            assert "broken.yaml" in app.query_one("WorkflowsPane").selection.file.path
+            assert "htp" in source and "error" in source
+            await pilot.press("l")  # a broken definition cannot be launched: a notification, no crash
+            await pilot.pause(0.1)
+            assert len(app.screen_stack) == 1
+
+    run(go())
+
+
+def test_launch_form_checks_input_then_sync_run_shows_result_and_steps(prefect_api: str, definitions: Path) -> None:
+    async def go() -> None:
+        from textual.widgets import Input, RadioButton
+
+        from tui.detail import DetailScreen
+        from tui.launch import LaunchScreen
+
+        app = make_app(definitions)
+        async with app.run_test(size=(120, 40)) as pilot:
+            select_workflow(app, "tui_greet", 1)
+            await pilot.press("l")
+            await until(lambda: isinstance(app.screen, LaunchScreen), pilot)
+            form = app.screen
+            assert form.query_one("#field-times", Input).value == "1"  # default prefilled
+            assert form.query_one("#field-tone").value == "warm"  # enum as a choice
+            form.query_one("#mode-sync", RadioButton).value = True
+            await pilot.press("ctrl+s")  # name is required: stays open with the problem
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, LaunchScreen)
+            assert "name: is required" in text_of(form.query_one("#launch-errors"))
+            form.query_one("#field-name", Input).value = "Ada"
+            await pilot.press("ctrl+s")
+            await until(lambda: isinstance(app.screen, DetailScreen), pilot, timeout=30)
+            detail = app.screen
+            await until(lambda: "Hello, Ada!" in text_of(detail.query_one("#step-output")), pilot, timeout=15)
+            await until(lambda: detail.detail is not None and len(detail.detail.steps) >= 2, pilot, timeout=15)
+            steps = detail.detail.steps
+            assert [s.key for s in steps] == ["pick", "warm_out"]
+            assert steps[0].branch == "warm" and steps[0].status == "success"
+            execution_id = detail.execution_id
+            await pilot.press("escape")
+            await until(lambda: execution_id in app.table.known, pilot)
+
+    run(go())
+
+
+def test_async_run_appears_at_once_then_cancel(prefect_api: str, definitions: Path) -> None:
+    async def go() -> None:
+        from textual.widgets import RadioButton
+
+        from tui.launch import LaunchScreen
+
+        app = make_app(definitions)
+        async with app.run_test(size=(120, 40)) as pilot:
+            select_workflow(app, "tui_slow", 1)
+            await pilot.press("l")
+            await until(lambda: isinstance(app.screen, LaunchScreen), pilot)
+            app.screen.query_one("#mode-async", RadioButton).value = True
+            before = set(app.table.known)
+            await pilot.press("ctrl+s")
+            waited = await until(lambda: set(app.table.known) - before != set(), pilot, timeout=20)
+            (execution_id,) = set(app.table.known) - before
+            assert app.table.known[execution_id].status == "pending"
+            assert waited < 5
+            app.table.move_cursor(row=app.table.get_row_index(execution_id))
+            app.table.focus()
+            await pilot.press("c")
+            await until(lambda: app.table.known[execution_id].status == "cancelled", pilot, timeout=10)
+            cell = app.table.get_cell(execution_id, "status")
+            assert "cancelled" in str(cell)
+
+    run(go())
+
+
+def test_changes_made_elsewhere_show_within_a_second(prefect_api: str, definitions: Path) -> None:
+    async def go() -> None:
+        from flows.service import Flowdeck
+
+        app = make_app(definitions)
+        async with app.run_test(size=(120, 40)) as pilot, Flowdeck.open(definitions) as other:
+            await until(lambda: app.fetches > 0, pilot)
+            app.table.focus()
+            body = await other.submit("tui_slow", 1, {})
+            execution_id = body["execution_id"]
+            appeared = await until(lambda: execution_id in app.table.known, pilot, timeout=5)
+            # keep the cursor on an older row: updates must not move it
+            app.table.move_cursor(row=app.table.row_count - 1)
+            kept = app.table.selected_id
+            await other.cancel(execution_id)
+            changed = await until(lambda: app.table.known[execution_id].status == "cancelled", pilot, timeout=5)
+            assert app.table.selected_id == kept
+            print(f"\nappeared after {appeared:.3f}s, status change after {changed:.3f}s")
+            assert appeared < 1.0 and changed < 1.0
+
+    run(go())
+
+
+def test_filters_and_search(prefect_api: str, definitions: Path) -> None:
+    async def go() -> None:
+        from flows.service import Flowdeck
+
+        async with Flowdeck.open(definitions) as other:
+            slow = (await other.submit("tui_slow", 1, {}))["execution_id"]
+            call = await other.run_sync("tui_greet", 1, {"name": "x"})
+            await call.finish()
+            greet = call.execution_id
+        app = make_app(definitions)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: slow in app.table.known and greet in app.table.known, pilot)
+            app.filter_workflow("tui_greet")
+            await until(lambda: app.table.row_count > 0 and greet in app.table.rows and slow not in app.table.rows, pilot)
+            app.filter_workflow(None)
+            app.filter_status("pending")
+            await until(lambda: slow in app.table.rows and greet not in app.table.rows, pilot)
+            app.clear_filters()
+            await pilot.press("slash")
+            await pilot.press(*greet[5:13])
+            await until(lambda: list(app.table.rows) == [greet], pilot)
+            assert "id~" in text_of(app.query_one("#status-line"))
+
+    run(go())
+
+
+def test_rerun_uses_the_same_input(prefect_api: str, definitions: Path) -> None:
+    async def go() -> None:
+        from flows.service import Flowdeck
+
+        async with Flowdeck.open(definitions) as other:
+            call = await other.run_sync("tui_greet", 1, {"name": "Grace", "tone": "dry"})
+            await call.finish()
+        app = make_app(definitions)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: call.execution_id in app.table.rows, pilot)
+            before = set(app.table.known)
+            app.table.move_cursor(row=app.table.get_row_index(call.execution_id))
+            app.table.focus()
+            await pilot.press("r")  # a sync run again: its result opens in the detail screen
+            from tui.detail import DetailScreen
+
+            await until(lambda: isinstance(app.screen, DetailScreen), pilot, timeout=20)
+            new_id = app.screen.execution_id
+            assert new_id not in before
+            async with Flowdeck.open(definitions) as other:
+                body = await other.status(new_id)
+            assert body["output"] == {"message": "Grace."}
+
+    run(go())
+
+
+def test_five_thousand_rows_stay_responsive() -> None:
+    """In-place merges of thousands of rows (fixed data through the client seam)."""
+
+    async def go() -> None:
+        from dataclasses import replace
+
+        from tui.app import build_app
+        from tui.fixed import FixedClient
+
+        client = FixedClient(executions=5000)
+        app = build_app(client, poll_interval=3600)
+        started = time.perf_counter()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: app.table.row_count == 5000, pilot, timeout=30)
+            first = time.perf_counter() - started
+            app.table.move_cursor(row=2500)
+            kept = app.table.selected_id
+            rows = [replace(r, status="failed") for r in list(client._rows.values())[:100]]
+            started = time.perf_counter()
+            app.table.merge(rows, complete=False)
+            merge = time.perf_counter() - started
+            await pilot.pause()
+            update = time.perf_counter() - started
+            assert app.table.selected_id == kept
+            print(f"\n5000 rows first render {first:.3f}s; 100 changed rows: merge {merge * 1000:.1f} ms, on screen after {update:.3f}s")
+            assert merge < 0.1 and update < 2.0
+            started = time.perf_counter()
+            await pilot.press("s")  # a filter: a full pass over every row
+            await until(lambda: app.table.filter.status == "pending", pilot)
+            print(f"status filter over 5000 rows {time.perf_counter() - started:.3f}s")
+
+    run(go())
