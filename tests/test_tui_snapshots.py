@@ -27,31 +27,23 @@ def test_main_screen(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(fixed_app(), terminal_size=size, run_before=settle)
 
 
-def test_launch_form(snap_compare: Any) -> None:
-    async def open_form(pilot: Any) -> None:
-        await settle(pilot)
-        app = pilot.app
-        version = [v for v in app.client.workflows() if v.workflow_id == "score_lead"][-1]
-        app.launch(version)
-        await pilot.pause()
-        for widget in app.screen.query("Input"):
-            widget.cursor_blink = False
+async def open_form(pilot: Any) -> None:
+    await settle(pilot)
+    app = pilot.app
+    version = [v for v in app.client.workflows() if v.workflow_id == "score_lead"][-1]
+    app.launch(version)
+    await pilot.pause()
+    for widget in app.screen.query("Input"):
+        widget.cursor_blink = False
 
+
+def test_launch_form(snap_compare: Any) -> None:
     assert snap_compare(fixed_app(), terminal_size=(80, 24), run_before=open_form)
 
 
 def test_launch_form_problems(snap_compare: Any) -> None:
     async def submit_empty(pilot: Any) -> None:
-        await open_and_submit(pilot)
-
-    async def open_and_submit(pilot: Any) -> None:
-        await settle(pilot)
-        app = pilot.app
-        version = [v for v in app.client.workflows() if v.workflow_id == "score_lead"][-1]
-        app.launch(version)
-        await pilot.pause()
-        for widget in app.screen.query("Input"):
-            widget.cursor_blink = False
+        await open_form(pilot)
         await pilot.press("ctrl+s")
         await pilot.pause()
 
