@@ -101,7 +101,7 @@ class DurableHooks(Hooks):
         if delay <= INLINE_WAIT_SECONDS:
             await asyncio.sleep(max(0.0, delay))
             return
-        record = self.events._open.get(key)
+        record = self.events.detach_open().get(key)  # stays open (running) while suspended
         entry = JournalEntry(
             status="waiting",
             started_at=started_at.isoformat(),
@@ -109,7 +109,6 @@ class DurableHooks(Hooks):
             task_run_id=str(record.task_run.id) if record else None,
         )
         await recording.write_record(recording.journal_key(self.flow_run_id, key), entry.to_json())
-        self.events._open.pop(key, None)  # the task run stays open while suspended
         raise Suspend(due_at, step)
 
 

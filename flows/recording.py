@@ -24,6 +24,7 @@ from prefect.events import emit_event
 from flows.model import Step, WorkflowDefinition
 
 FLOWDECK_TAG = "flowdeck"
+RUNNING_EVENT_AFTER = 0.2  # seconds
 
 
 def execution_id_for(flow_run_id: UUID) -> str:
@@ -95,6 +96,8 @@ async def read_record(key: str) -> Any | None:
 class _StepRecord:
     task_run: TaskRun
     running: State[Any]
+    running_sent: bool = False
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -104,9 +107,10 @@ class TaskRunEvents:
     definition: WorkflowDefinition
     mode: str
     flow_run_id: UUID | None = None
-    # live: a Running event when a step starts (watchers see the current step). Sync calls
-    # are over in milliseconds, so they send only the final event: half the server writes.
-    live: bool = True
+    # A step still running after this long gets a Running event, so watchers see the
+    # current step; quicker steps send only their final event (with start and end times):
+    # half the events the server has to write, for the steps that take milliseconds.
+    running_event_after: float = RUNNING_EVENT_AFTER
     _open: dict[str, _StepRecord] = field(default_factory=dict)
     _buffer: list[tuple[TaskRun, State[Any] | None, State[Any]]] = field(default_factory=list)
 
@@ -197,15 +201,29 @@ class TaskRunEvents:
         running.state_details.task_run_id = task_run.id
         running.state_details.flow_run_id = self.flow_run_id
         task_run.state = running
-        self._open[key] = _StepRecord(task_run, running)
-        if task_run_id is None and self.live:
-            self._emit(task_run, None, running)
+        record = _StepRecord(task_run, running, running_sent=task_run_id is not None)
+        self._open[key] = record
+        if not record.running_sent:
+            loop = asyncio.get_running_loop()
+            record.timer = loop.call_later(self.running_event_after, self.ensure_running, key)
         return task_run.id
+
+    def ensure_running(self, key: str) -> None:
+        """Send the step's Running event now, if it has not been sent."""
+        record = self._open.get(key)
+        if record is None or record.running_sent:
+            return
+        if record.timer is not None:
+            record.timer.cancel()
+        record.running_sent = True
+        self._emit(record.task_run, None, record.running)
 
     def finished(self, key: str, output: Any, *, failed_message: str | None = None) -> None:
         record = self._open.pop(key, None)
         if record is None:
             return
+        if record.timer is not None:
+            record.timer.cancel()
         now = datetime.now(timezone.utc)
         if failed_message is None:
             final: State[Any] = Completed(timestamp=now)
@@ -217,14 +235,13 @@ class TaskRunEvents:
         task_run.end_time = now
         task_run.total_run_time = now - (record.task_run.start_time or now)
         task_run.state = final
-        self._emit(task_run, record.running if self.live else None, final)
+        self._emit(task_run, record.running if record.running_sent else None, final)
 
-    def publish_open(self) -> dict[str, _StepRecord]:
-        """Make the steps still open visible as running task runs (sync calls send no
-        Running events), and return them so a hand-off can journal their task runs."""
-        if not self.live:
-            for record in self._open.values():
-                self._emit(record.task_run, None, record.running)
+    def detach_open(self) -> dict[str, _StepRecord]:
+        """Leave the open steps open in Prefect (visible as running) for whoever continues
+        the execution, and return them so their task runs can be journaled."""
+        for key in list(self._open):
+            self.ensure_running(key)
         opened = dict(self._open)
         self._open.clear()
         return opened

@@ -136,7 +136,7 @@ async def run_sync(
             flow_version=str(definition.version),
         )
     )
-    events = recording.TaskRunEvents(definition=definition, mode="sync", live=False)
+    events = recording.TaskRunEvents(definition=definition, mode="sync")
     hooks = SyncHooks(definition=definition, events=events, flow_run=flow_run_task, deadline=deadline)
     # The execution id is the flow run id; it is only needed once the run ends, so steps
     # without side effects run while Prefect is still creating it.
@@ -175,7 +175,7 @@ async def run_sync(
     if handoff is not None:
         # The step in progress stays open in Prefect; the worker that continues the
         # execution closes the same task run (or runs the interrupted step again in it).
-        for key, record in events.publish_open().items():
+        for key, record in events.detach_open().items():
             earlier = hooks.journal.get(key)
             hooks.journal[key] = JournalEntry(
                 status=earlier.status if earlier else "interrupted",
