@@ -5,7 +5,6 @@ A real `flowdeck worker` (the `start_worker` fixture) runs what the API starts.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from uuid import UUID
 
@@ -118,36 +117,24 @@ def test_batch_with_an_invalid_input_starts_nothing(api: ApiServer, prefect_api:
 
 
 def test_batch_of_1000_in_one_call(api: ApiServer, prefect_api: str) -> None:
-    """No worker here: the runs are only created (that is what the call promises), checked
-    for order, then deleted so no later worker picks them up."""
-    inputs = [{"email": f"u{i}@example.com", "tag": str(i)} for i in range(1000)]
+    """No worker here: the runs are only created (what the call promises) and checked for
+    order. They stay pending; `batch_sink` is one trivial step, so a worker that meets them
+    later in the session runs them in moments."""
+    inputs = [{"tag": str(i)} for i in range(1000)]
     with api.client(timeout=300) as client:
         began = time.perf_counter()
         response = client.post(
             f"{EXECUTIONS}/batch",
-            json={"workflow_id": "needs_email", "inputs": inputs},
+            json={"workflow_id": "batch_sink", "inputs": inputs},
             headers={"Idempotency-Key": "big-batch"},
         )
         elapsed = time.perf_counter() - began
-    try:
-        assert response.status_code == 202, response.text
-        ids = [each["execution_id"] for each in response.json()["executions"]]
-        assert len(set(ids)) == 1000
-        for index in (0, 1, 499, 999):
-            run = httpx.get(f"{prefect_api}/flow_runs/{UUID(hex=ids[index][5:])}").json()
-            assert run["parameters"]["tag"] == str(index)
-        assert elapsed < 240, f"a batch of 1000 took {elapsed:.1f}s"
-        print(f"batch of 1000: {elapsed:.2f}s ({1000 / elapsed:.0f} starts/s)")
-    finally:
-        asyncio.run(_delete_runs(prefect_api, ids if response.status_code == 202 else []))
-
-
-async def _delete_runs(prefect_api: str, execution_ids: list[str]) -> None:
-    gate = asyncio.Semaphore(20)
-    async with httpx.AsyncClient(base_url=prefect_api, timeout=30) as client:
-
-        async def delete(execution_id: str) -> None:
-            async with gate:
-                await client.delete(f"/flow_runs/{UUID(hex=execution_id[5:])}")
-
-        await asyncio.gather(*(delete(each) for each in execution_ids))
+    assert response.status_code == 202, response.text
+    ids = [each["execution_id"] for each in response.json()["executions"]]
+    assert len(set(ids)) == 1000
+    for index in (0, 1, 499, 999):
+        run = httpx.get(f"{prefect_api}/flow_runs/{UUID(hex=ids[index][5:])}").json()
+        assert run["parameters"]["tag"] == str(index)
+    assert count_flow_runs(prefect_api, "batch_sink") == 1000
+    assert elapsed < 240, f"a batch of 1000 took {elapsed:.1f}s"
+    print(f"batch of 1000: {elapsed:.2f}s ({1000 / elapsed:.0f} starts/s)")

@@ -59,17 +59,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
         if own:
-            import httpx
-
-            from flows.api.prefect_gate import GatedPrefectAPI
-            from flows.definitions import load_catalog
             from flows.service import Flowdeck
 
-            app.state.engine = Flowdeck(
-                catalog=load_catalog(definitions),
-                api=GatedPrefectAPI(),
-                http=httpx.AsyncClient(follow_redirects=True),
-            )
+            app.state.engine = Flowdeck.open(definitions)
         else:
             app.state.engine = engine
         try:

@@ -59,7 +59,20 @@ ExecutionId = Path(description="exec_<32 hex>", examples=["exec_0f3c2e5a9b7d4c1e
     },
 )
 async def run_sync(request: ExecutionRequest, engine: Engine = Depends(engine_of)) -> JSONResponse:
-    call = await engine.run_sync(request.workflow_id, request.workflow_version, request.input_data)
+    try:
+        call = await engine.run_sync(request.workflow_id, request.workflow_version, request.input_data)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this request itself is being cancelled (client gone, shutdown)
+        # The engine cancels its own flow-run creation when the sync limit passes while
+        # Prefect is still creating it (flows/sync.py awaits that task unshielded).
+        raise ApiError(
+            503,
+            PrefectUnavailable.code,
+            "Prefect did not record the execution within the sync limit (it is overloaded); "
+            "nothing with side effects ran; try again or use the async endpoint",
+        ) from None
     finished = call.body["status"] in ("success", "failed")
     # The final state reaches Prefect after the answer: the caller does not wait for it.
     return JSONResponse(call.body, status_code=200 if finished else 202, background=BackgroundTask(call.finish))
