@@ -18,7 +18,7 @@ from prefect.states import Cancelling, Scheduled
 from flows import recording
 from flows.deployments import deployment_name, sync_deployments
 from flows.durable import mark_cancelled
-from flows.errors import FlowdeckError, NotRunnable
+from flows.errors import AlreadyEnded, NotRunnable
 from flows.executions import read_flow_run, status_of
 from flows.model import WorkflowDefinition
 
@@ -84,7 +84,7 @@ async def cancel(engine: Any, execution_id: str) -> dict[str, Any]:
     flow_run = await read_flow_run(engine.api, execution_id)
     status = status_of(flow_run)
     if status in ("success", "failed", "cancelled"):
-        raise FlowdeckError(f"execution {execution_id} already ended ({status}); nothing to cancel")
+        raise AlreadyEnded(f"execution {execution_id} already ended ({status}); nothing to cancel")
     if flow_run.state_type == StateType.RUNNING:
         # The worker running it sees the Cancelling event, stops at once and marks it
         # Cancelled; if it died, recovery does.

@@ -8,6 +8,7 @@
     │   └── UnknownExecution
     ├── InvalidInput               input_data does not satisfy the input schema (exit 2 / 422)
     ├── NotRunnable                e.g. a draft asked for through the API or a trigger
+    ├── AlreadyEnded               cancelling an execution that has ended (HTTP 409)
     ├── PrefectUnavailable         the Prefect API cannot be reached
     ├── StepError                  a step failed; the execution fails with this message
     └── ExpressionError            a JSONata template failed to parse or evaluate (a StepError)
@@ -57,6 +58,10 @@ class InvalidInput(FlowdeckError):
 
 class NotRunnable(FlowdeckError):
     code = "not_runnable"
+
+
+class AlreadyEnded(FlowdeckError):
+    code = "already_ended"
 
 
 class PrefectUnavailable(FlowdeckError):

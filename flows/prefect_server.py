@@ -115,8 +115,8 @@ def start(database_url: str | None = None) -> ServerStatus:
         log = open(_log_file(), "ab")
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "prefect", "server", "start",
-                "--host", "127.0.0.1", "--port", str(settings.server_port()),
+                sys.executable, "-m", "prefect" if database_url else "flows.prefect_server_main",
+                "server", "start", "--host", "127.0.0.1", "--port", str(settings.server_port()),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

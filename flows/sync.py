@@ -52,7 +52,8 @@ class SyncHooks(Hooks):
 
     async def step_started(self, key: str, step: Step) -> None:
         if not self.flow_run.done() and _needs_flow_run(step):
-            await self.flow_run
+            # shielded: the sync limit cancels the steps, never the run's creation
+            await asyncio.shield(self.flow_run)
         self.current_key = key
         self.events.started(key, step)
 
