@@ -283,6 +283,34 @@ def status(
 
 
 @app.command()
+def executions(
+    workflow_id: Optional[str] = typer.Option(None, "--workflow", "-w", help="Only this workflow."),
+    status_filter: Optional[list[str]] = typer.Option(None, "--status", "-s", help="pending, running, waiting, success, failed, cancelled (repeatable)."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Recent executions, newest first."""
+    engine = _engine(None)
+
+    async def go() -> list[dict[str, Any]]:
+        async with engine:
+            return await engine.recent_executions(limit=limit, workflow_id=workflow_id, statuses=status_filter or None)
+
+    try:
+        rows = asyncio.run(go())
+    except FlowdeckError as error:
+        raise _fail(error.message, 3) from None
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("execution", "workflow", "mode", "status", "created")
+    for row in rows:
+        table.add_row(row["execution_id"], f"{row['workflow_id']}@{row['workflow_version']}", str(row["mode"]),
+                      row["status"], str(row["created_at"])[:19])
+    out.print(table)
+
+
+@app.command()
 def cancel(
     execution_id: str = typer.Argument(..., help="exec_<32 hex>"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
