@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from flows import prefect_server
 from flows.errors import FlowdeckError, NotFound, PrefectUnavailable
@@ -303,7 +303,7 @@ def executions(
     if as_json:
         _print_json(rows)
         return
-    table = Table("execution", "workflow", "mode", "status", "created")
+    table = Table(Column("execution", no_wrap=True, min_width=37), "workflow", "mode", "status", "created")
     for row in rows:
         table.add_row(row["execution_id"], f"{row['workflow_id']}@{row['workflow_version']}", str(row["mode"]),
                       row["status"], str(row["created_at"])[:19])
