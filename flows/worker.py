@@ -127,6 +127,9 @@ class Worker:
             await asyncio.sleep(interval)
 
     # discovery -----------------------------------------------------------------------
+    def _workflow_tags(self) -> list[str]:
+        return sorted({f"workflow:{d.id}" for d in self.engine.catalog.definitions}) or ["workflow:"]
+
     def _definitions_stamp(self) -> tuple[tuple[str, float], ...]:
         from pathlib import Path
 
@@ -156,7 +159,9 @@ class Worker:
         runs = await self.api.read_flow_runs(
             {
                 "flow_runs": {
-                    "tags": {"all_": [recording.FLOWDECK_TAG]},
+                    # only workflows this worker has definitions for: others' runs must
+                    # not crowd its own out of the page
+                    "tags": {"all_": [recording.FLOWDECK_TAG], "any_": self._workflow_tags()},
                     "state": {"type": {"any_": ["SCHEDULED"]}},
                     "next_scheduled_start_time": {"before_": horizon.isoformat()},
                 },
@@ -189,6 +194,8 @@ class Worker:
         tags = {r.id for r in event.related if r.role == "tag"}
         if f"prefect.tag.{recording.FLOWDECK_TAG}" not in tags:
             return
+        if not any(f"prefect.tag.{tag}" in tags for tag in self._workflow_tags()):
+            return  # a workflow this worker has no definition for
         flow_run_id = UUID(event.resource.id.rsplit(".", 1)[-1])
         if event.event.endswith("Cancelling"):
             running = self._running.get(flow_run_id)
@@ -319,7 +326,7 @@ class Worker:
         runs = await self.api.read_flow_runs(
             {
                 "flow_runs": {
-                    "tags": {"all_": [recording.FLOWDECK_TAG]},
+                    "tags": {"all_": [recording.FLOWDECK_TAG], "any_": self._workflow_tags()},
                     "state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}},
                 },
                 "limit": 200,
