@@ -23,6 +23,7 @@ from prefect.states import Cancelled, Scheduled
 
 from flows import recording
 from flows.errors import StepError
+from flows.executions import waiting_message
 from flows.interpreter import Hooks, JournalEntry, Outcome, Run
 from flows.model import Step, WaitStep, WorkflowDefinition
 from flows.prefect_api import PrefectAPI
@@ -188,7 +189,7 @@ async def execute_flow_run(
             Scheduled(
                 scheduled_time=resume_at,
                 name="Waiting",
-                message=f"waiting at step '{suspended.step.name}' until {suspended.resume_at.isoformat()}",
+                message=waiting_message(suspended.step.name, suspended.resume_at),
             ),
             force=True,
         )

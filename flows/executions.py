@@ -104,6 +104,10 @@ async def status_body(
         body["resume_at"] = _iso(state.state_details.scheduled_time)
     if with_steps and (status != "pending" or body["attempt"] > 1):
         body["current_step"] = await current_step(api, flow_run)
+        if status == "waiting" and state is not None:
+            # task runs arrive through events and may lag the state by a few ms; the
+            # Waiting state names its step (flows.durable.waiting_message)
+            body["current_step"] = _waiting_step(state.message) or body["current_step"]
     if with_result and status in ("success", "failed"):
         outcome = await recording.read_record(recording.outcome_key(flow_run.id))
         if status == "success":
@@ -113,6 +117,18 @@ async def status_body(
             if not body["error"]:
                 body["error"] = {"step_name": None, "message": (state.message if state else None) or "failed"}
     return body
+
+
+def waiting_message(step_name: str, resume_at: datetime) -> str:
+    """The message of a Waiting state; `_waiting_step` reads the step name back from it."""
+    return f"waiting at step '{step_name}' until {resume_at.isoformat()}"
+
+
+def _waiting_step(message: str | None) -> str | None:
+    prefix = "waiting at step '"
+    if message and message.startswith(prefix) and "' until " in message:
+        return message[len(prefix) : message.index("' until ")]
+    return None
 
 
 async def current_step(api: PrefectAPI, flow_run: FlowRun) -> str | None:

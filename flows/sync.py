@@ -28,6 +28,7 @@ from prefect.states import Completed, Failed, Running, Scheduled
 
 from flows import recording, settings
 from flows.errors import StepError
+from flows.executions import waiting_message
 from flows.interpreter import Hooks, JournalEntry, Outcome, Run
 from flows.model import Step, WaitStep, WorkflowDefinition
 from flows.prefect_api import PrefectAPI
@@ -36,9 +37,10 @@ EFFECT_STEP_TYPES = {"http", "code", "action", "workflow"}
 
 
 class _Handoff(Exception):
-    def __init__(self, status: str, resume_at: datetime | None) -> None:
+    def __init__(self, status: str, resume_at: datetime | None, step_name: str | None = None) -> None:
         self.status = status
         self.resume_at = resume_at
+        self.step_name = step_name
 
 
 @dataclass
@@ -71,7 +73,7 @@ class SyncHooks(Hooks):
             self.journal[key] = JournalEntry(
                 status="waiting", started_at=started_at.isoformat(), due_at=due_at.isoformat()
             )
-            raise _Handoff("waiting", due_at)
+            raise _Handoff("waiting", due_at, step.name)
         await asyncio.sleep(max(0.0, delay))
 
 
@@ -239,7 +241,11 @@ async def _hand_off(
         )
     )
     if handoff.status == "waiting" and handoff.resume_at is not None:
-        state = Scheduled(scheduled_time=handoff.resume_at, name="Waiting", message="handed off by a sync call")
+        state = Scheduled(
+            scheduled_time=handoff.resume_at,
+            name="Waiting",
+            message=waiting_message(handoff.step_name or "wait", handoff.resume_at),
+        )
     else:
         state = Scheduled(
             scheduled_time=datetime.now(timezone.utc) - timedelta(seconds=1),
