@@ -15,14 +15,13 @@ Nothing here imports prefect.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows import prefect_server, settings
+from flows import daemons, prefect_server, settings
 from flows.errors import PrefectUnavailable
 
 __all__ = ["Services", "WorkerStatus", "ensure", "stop", "stop_worker", "status", "worker_status"]
@@ -59,25 +58,9 @@ def _log_file() -> Path:
     return settings.home() / "worker.log"
 
 
-def _read_pid() -> int | None:
-    text = _pid_file().read_text().strip() if _pid_file().exists() else ""
-    return int(text) if text.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    """Alive and not a zombie (a worker this very process started and has not reaped)."""
-    if not prefect_server._alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def worker_status() -> WorkerStatus:
-    pid = _read_pid()
-    running = pid is not None and _alive(pid)
+    pid = daemons.read_pid(_pid_file())
+    running = pid is not None and daemons.alive(pid)
     return WorkerStatus(running=running, pid=pid if running else None, log_file=str(_log_file()))
 
 
@@ -121,18 +104,7 @@ def start_worker(definitions: str | Path | None = None) -> tuple[WorkerStatus, b
 
 def stop_worker(timeout: float = 20.0) -> bool:
     """Stop the worker flowdeck started. False when none was running."""
-    pid = _read_pid()
-    if pid is None or not _alive(pid):
-        _pid_file().unlink(missing_ok=True)
-        return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.1)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-    _pid_file().unlink(missing_ok=True)
-    return True
+    return daemons.stop(_pid_file(), timeout)
 
 
 def ensure(definitions: str | Path | None = None, *, worker: bool = True) -> Services:

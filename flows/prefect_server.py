@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Iterator
 
 import httpx
 
-from flows import settings
+from flows import daemons, settings
 from flows.errors import PrefectUnavailable
 
 START_TIMEOUT = 60.0
@@ -156,54 +155,21 @@ def server_tuning() -> dict[str, str]:
     }
 
 
-def _read_pid() -> int | None:
-    try:
-        return int(_pid_file().read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that exited: reap the zombie
-            return False
-    except ChildProcessError:  # not our child (started by another command)
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop(timeout: float = 20.0) -> bool:
     """Stop the server flowdeck started. Returns False when none was running."""
-    pid = _read_pid()
-    if pid is None or not _alive(pid):
-        _pid_file().unlink(missing_ok=True)
-        return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.1)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-    _pid_file().unlink(missing_ok=True)
-    return True
+    return daemons.stop(_pid_file(), timeout)
 
 
 def status() -> ServerStatus:
     external = settings.external_api_url()
     if external and external != local_api_url():
         return ServerStatus(api_url=external, managed=False, healthy=is_healthy(external))
-    pid = _read_pid()
+    pid = daemons.read_pid(_pid_file())
     api_url = local_api_url()
     return ServerStatus(
         api_url=api_url,
         managed=True,
         healthy=is_healthy(api_url),
-        pid=pid if pid is not None and _alive(pid) else None,
+        pid=pid if pid is not None and daemons.alive(pid) else None,
         database=str(settings.prefect_home() / "prefect.db"),
     )

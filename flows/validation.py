@@ -758,8 +758,8 @@ class _FileChecker:
             common += (mine,)
         if common == reader.path:
             return (
-                f"which is inside this condition's branches: it has not run when the "
-                f"branches are checked"
+                "which is inside this condition's branches: it has not run when the "
+                "branches are checked"
             )
         if common and common[-1] == "branches" and _is_step(common[:-1]):
             condition = common[:-1]
