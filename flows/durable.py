@@ -87,7 +87,11 @@ class DurableHooks(Hooks):
         )
         self.events.finished(key, output)
 
+    def log(self, key: str | None, level: int, message: str) -> None:
+        self.events.log(key, level, message)
+
     async def step_failed(self, key: str, step: Step, message: str) -> None:
+        self.events.log(key, 40, f"step '{step.name}' failed: {message}")
         self.events.finished(key, None, failed_message=message)
 
     async def checkpoint(self, key: str, step: Step) -> None:
@@ -184,6 +188,7 @@ async def execute_flow_run(
             outcome = await run.execute()
     except Suspend as suspended:
         resume_at = min(suspended.resume_at, deadline)
+        events.log(None, 20, waiting_message(suspended.step.name, suspended.resume_at) + " (suspended: nothing held)")
         await api.set_flow_run_state(
             flow_run.id,
             Scheduled(
@@ -195,11 +200,13 @@ async def execute_flow_run(
         )
         return Disposition(kind="suspended", resume_at=resume_at)
     except (ExecutionCancelled, asyncio.CancelledError):
+        events.log(None, 30, "cancelled: no further step runs")
         events.abandon_open("cancelled")
         await mark_cancelled(api, flow_run.id)
         return Disposition(kind="cancelled")
     except (ExecutionTimedOut, asyncio.TimeoutError):
         step = hooks.current_step
+        events.log(None, 40, f"timed out after {_human(definition.timeout)} (wall clock)")
         events.abandon_open("timed out")
         outcome = Outcome(
             status="failed",
@@ -217,6 +224,7 @@ async def execute_flow_run(
     if outcome.status == "failed" and outcome.retryable and attempt <= policy.max_retries:
         retry_at = datetime.now(timezone.utc) + timedelta(seconds=policy.delay_before(attempt + 1))
         if retry_at < deadline:
+            events.log(None, 30, f"attempt {attempt} failed; attempt {attempt + 1} at {retry_at.isoformat()}")
             await api.update_flow_run_labels(flow_run.id, {"flowdeck.attempt": attempt + 1})
             error = outcome.error or {}
             await api.set_flow_run_state(

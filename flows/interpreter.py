@@ -96,6 +96,10 @@ class Hooks:
         """Called before each step: raise to stop (cancelled, timed out, sync limit)."""
         return None
 
+    def log(self, key: str | None, level: int, message: str) -> None:
+        """A line for the run's log (code-step output, failures, suspensions)."""
+        return None
+
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
         """Return once `due_at` has passed (or raise to suspend / hand off)."""
         import asyncio
@@ -228,7 +232,13 @@ class Run:
                 client=self.http,
             )
         if isinstance(step, CodeStep):
-            return await run_code(step.code, ctx, timeout=step.timeout, memory_mb=step.memory_mb)
+            return await run_code(
+                step.code,
+                ctx,
+                timeout=step.timeout,
+                memory_mb=step.memory_mb,
+                on_logs=lambda text: self.hooks.log(key, 20, f"{step.name} printed:\n{text}"),
+            )
         if isinstance(step, ActionStep):
             return await run_action(step.uses, expressions.render(step.with_, ctx))
         if isinstance(step, WorkflowCallStep):
@@ -303,6 +313,9 @@ class _PrefixedHooks(Hooks):
 
     async def checkpoint(self, key: str, step: Step) -> None:
         await self.inner.checkpoint(self.prefix + key, step)
+
+    def log(self, key: str | None, level: int, message: str) -> None:
+        self.inner.log(self.prefix + key if key else None, level, message)
 
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
         await self.inner.wait(self.prefix + key, step, started_at, due_at)

@@ -113,6 +113,7 @@ class TaskRunEvents:
     running_event_after: float = RUNNING_EVENT_AFTER
     _open: dict[str, _StepRecord] = field(default_factory=dict)
     _buffer: list[tuple[TaskRun, State[Any] | None, State[Any]]] = field(default_factory=list)
+    _pending_logs: list[dict[str, Any]] = field(default_factory=list)
 
     def attach(self, flow_run_id: UUID) -> None:
         self.flow_run_id = flow_run_id
@@ -121,6 +122,9 @@ class TaskRunEvents:
             validated.state_details.flow_run_id = flow_run_id
             self._send(task_run, initial, validated)
         self._buffer.clear()
+        for entry in self._pending_logs:
+            _send_log({**entry, "flow_run_id": str(flow_run_id)})
+        self._pending_logs.clear()
 
     def _emit(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
         if self.flow_run_id is None:
@@ -246,19 +250,45 @@ class TaskRunEvents:
         self._open.clear()
         return opened
 
+    def log(self, key: str | None, level: int, message: str) -> None:
+        """A run log line in Prefect (the UI's and the dashboard's log pane): code-step
+        output, failures, suspensions. Batched by Prefect's own log worker."""
+        record = self._open.get(key) if key else None
+        entry = {
+            "name": "flowdeck",
+            "level": level,
+            "message": message,
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "task_run_id": str(record.task_run.id) if record else None,
+        }
+        if self.flow_run_id is None:
+            self._pending_logs.append(entry)
+        else:
+            _send_log({**entry, "flow_run_id": str(self.flow_run_id)})
+
     def abandon_open(self, message: str) -> None:
         for key in list(self._open):
             self.finished(key, None, failed_message=message)
 
 
+def _send_log(entry: dict[str, Any]) -> None:
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.instance().send(entry)
+
+
 async def flush_events(timeout: float = 5.0) -> None:
-    """Wait until emitted events have left the process (call before a process exits)."""
+    """Wait until emitted events and logs have left the process (call before it exits)."""
     import logging
 
     from prefect.events.worker import EventsWorker
 
     # Its "still processing items" progress note is noise on a CLI's stderr.
     logging.getLogger("EventsWorker").setLevel(logging.ERROR)
-    result = EventsWorker.drain_all(timeout=timeout)
-    if asyncio.iscoroutine(result):
-        await result
+    logging.getLogger("APILogWorker").setLevel(logging.ERROR)
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (EventsWorker, APILogWorker):
+        result = service.drain_all(timeout=timeout)
+        if asyncio.iscoroutine(result):
+            await result

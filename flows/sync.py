@@ -63,7 +63,11 @@ class SyncHooks(Hooks):
         self.journal[key] = JournalEntry(status="done", output=output)
         self.events.finished(key, output)
 
+    def log(self, key: str | None, level: int, message: str) -> None:
+        self.events.log(key, level, message)
+
     async def step_failed(self, key: str, step: Step, message: str) -> None:
+        self.events.log(key, 40, f"step '{step.name}' failed: {message}")
         self.events.finished(key, None, failed_message=message)
 
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
@@ -186,6 +190,7 @@ async def run_sync(
                 due_at=earlier.due_at if earlier else None,
                 task_run_id=str(record.task_run.id),
             )
+        events.log(None, 20, f"sync limit ({limit:g} s) reached: continuing in async mode ({handoff.status})")
         await _hand_off(api, flow_run.id, hooks.journal, handoff)
         body = {"status": handoff.status, "execution_id": execution_id}
         if handoff.resume_at is not None:
