@@ -26,6 +26,16 @@ def run(source: str, ctx: dict | None = None, *, timeout: float = 5.0, memory_mb
     )
 
 
+def _is_sandbox(pid: str) -> bool:
+    """A code-step sandbox (not, say, the Prefect server the suite started)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().split(b"\0")
+    except OSError:
+        return False
+    return argv[1:4] == [b"-I", b"-S", b"-B"]
+
+
 def _children() -> set[int]:
     """Live (not zombie) processes whose parent is this test process."""
     found = set()
@@ -37,7 +47,7 @@ def _children() -> set[int]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and _is_sandbox(entry):
             found.add(int(entry))
     return found
 

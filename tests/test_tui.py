@@ -173,6 +173,7 @@ def test_async_run_appears_at_once_then_cancel(prefect_api: str, definitions: Pa
 
         app = make_app(definitions)
         async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: app.fetches > 0, pilot)  # earlier tests' runs are known
             select_workflow(app, "tui_slow", 1)
             await pilot.press("l")
             await until(lambda: isinstance(app.screen, LaunchScreen), pilot)

@@ -123,6 +123,9 @@ class FlowdeckApp(App[str | None]):
         self.fetches = 0
         self._last_full = 0.0
         self._poll_scheduled = False
+        self._poll_timer: Any = None
+        self._polling = False
+        self._nudged = False
 
     # layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -145,6 +148,7 @@ class FlowdeckApp(App[str | None]):
         self._show_workflows()
         self.table.focus()
         self._poll()
+        self._follow_changes()
         if self.show_clocks:
             self.set_interval(1.0, self._tick)
 
@@ -174,29 +178,53 @@ class FlowdeckApp(App[str | None]):
             self.table.tick()
 
     # live executions -------------------------------------------------------------------
+    @work(exclusive=True, group="changes", exit_on_error=False)
+    async def _follow_changes(self) -> None:
+        """Prefect's events say when something changed (CLI, API, Prefect UI, schedules):
+        refresh at once instead of at the next tick, so changes show within a second."""
+        async for _ in self.client.changes():
+            self.nudge()
+
+    def nudge(self) -> None:
+        """Refresh now: start a poll, or run one right after the poll in flight."""
+        if self._polling:
+            self._nudged = True
+            return
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        self._poll()
+
     @work(exclusive=True, group="executions", exit_on_error=False)
     async def _poll(self) -> None:
         self._poll_scheduled = False
+        self._poll_timer = None
         if len(self.screen_stack) > 1:  # another screen on top: look again shortly
             self._schedule_poll()
             return
+        self._polling = True
         now = time.monotonic()
         full = now - self._last_full >= FULL_REFRESH_EVERY
         started = time.perf_counter()
         try:
             rows, complete = await self.client.executions(self.table.active_ids, full, self.max_rows)
         except ClientError as error:
+            self._polling = False
             self.notify(error.message, title="Cannot refresh executions", severity="error", timeout=4)
             self._schedule_poll(delay=2.0)
             return
+        self._polling = False
         if full:
             self._last_full = now
         self.post_message(ExecutionsFetched(rows, complete, time.perf_counter() - started))
 
     def _schedule_poll(self, delay: float | None = None) -> None:
+        if self._nudged:
+            self._nudged = False
+            delay = 0.01  # Textual timers need a positive delay
         if not self._poll_scheduled:
             self._poll_scheduled = True
-            self.set_timer(delay if delay is not None else self.poll_interval, self._poll)
+            self._poll_timer = self.set_timer(delay if delay is not None else self.poll_interval, self._poll)
 
     def poll_now(self) -> None:
         self._poll()

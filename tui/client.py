@@ -12,10 +12,11 @@ can be shown as it is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, AsyncIterator, Protocol
 
 __all__ = [
     "Client",
@@ -132,6 +133,7 @@ class Client(Protocol):
     async def run_sync(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]: ...
     async def submit(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]: ...
     async def cancel(self, execution_id: str) -> dict[str, Any]: ...
+    def changes(self) -> AsyncIterator[None]: ...
     async def aclose(self) -> None: ...
 
 
@@ -419,6 +421,24 @@ class EngineClient:
         return lines
 
     # actions -------------------------------------------------------------------------
+    async def changes(self) -> AsyncIterator[None]:
+        """Yields whenever a flowdeck flow run changes state anywhere (Prefect's event
+        stream, tens of milliseconds after the change); reconnects on its own."""
+        from prefect.events.clients import get_events_subscriber
+        from prefect.events.filters import EventFilter, EventNameFilter
+
+        event_filter = EventFilter(event=EventNameFilter(prefix=["prefect.flow-run."]))
+        while True:
+            try:
+                async with get_events_subscriber(filter=event_filter, reconnection_attempts=1000) as events:
+                    async for event in events:
+                        if any(r.id == "prefect.tag.flowdeck" for r in event.related):
+                            yield None
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the periodic refresh covers while the stream is down
+                await asyncio.sleep(2.0)
+
     async def run_sync(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]:
         async def go() -> dict[str, Any]:
             call = await self.engine.run_sync(workflow_id, version, input_data, allow_draft=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, AsyncIterator
 
 from tui.client import (
     ClientError,
@@ -166,6 +166,11 @@ class FixedClient:
 
     async def cancel(self, execution_id: str) -> dict[str, Any]:
         return {"status": "cancelled", "execution_id": execution_id}
+
+    async def changes(self) -> AsyncIterator[None]:
+        """Fixed data never changes: the stream ends at once."""
+        return
+        yield None  # an async generator that yields nothing
 
     async def aclose(self) -> None:
         return None
