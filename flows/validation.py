@@ -1044,10 +1044,7 @@ def _check_one_live(workflow_id: str, group: list[CheckedFile]) -> None:
 
 def describe_versions(group: Iterable[Any]) -> str:
     """"1 (published), 2 (live)" for files or definitions with `version` and `status`."""
-    listed = sorted(
-        {(each.version, each.status) for each in group if each.version is not None},
-        key=lambda pair: pair[0],
-    )
+    listed = sorted({(each.version, each.status) for each in group if each.version is not None})
     return ", ".join(f"{version} ({status})" for version, status in listed) or "none"
 
 

@@ -198,7 +198,7 @@ def test_loading_the_examples_is_fast():
     started = time.perf_counter()
     load_catalog(ROOT / "definitions")
     elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"loading 6 example files took {elapsed:.2f}s"
+    assert elapsed < 5.0, f"loading 6 example files took {elapsed:.2f}s"
 
 
 # ---------------------------------------------------------------- the model

@@ -242,4 +242,4 @@ def test_a_warm_call_is_fast():
     started = time.perf_counter()
     assert run("def run(ctx):\n    return 1\n") == 1
     elapsed = time.perf_counter() - started
-    assert elapsed < 0.1, f"{elapsed * 1000:.1f} ms for a warm call"
+    assert elapsed < 0.5, f"{elapsed * 1000:.1f} ms for a warm call"  # ~3-5 ms when quiet

@@ -145,7 +145,7 @@ def test_a_timeout_is_a_step_error(server):
     started = time.perf_counter()
     with pytest.raises(StepError, match=r"GET .*/slow timed out after 0.2 s"):
         call(method="GET", url=f"{server}/slow", timeout=0.2)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 3.0  # well before the slow answer
 
 
 def test_a_refused_connection_is_a_step_error():

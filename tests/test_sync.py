@@ -345,7 +345,7 @@ def timed_call(prefect_api: str, catalog: Any, workflow_id: str) -> tuple[dict[s
 def test_wait_past_the_sync_limit_answers_waiting(prefect_api: str, catalog: Any) -> None:
     before = datetime.now(timezone.utc)
     body, elapsed, polled = timed_call(prefect_api, catalog, "sd_limit_wait")
-    assert elapsed < 1.5, elapsed
+    assert elapsed < 2.8, elapsed  # at the 1 s limit, not after the 3 s wait
     assert set(body) == {"status", "execution_id", "resume_at"}, body
     assert body["status"] == "waiting"
     assert re.match(EXEC_ID, body["execution_id"])
@@ -360,7 +360,7 @@ def test_long_code_step_past_the_sync_limit_answers_running(prefect_api: str, ca
     assert set(body) == {"status", "execution_id"}, body
     assert body["status"] == "running"
     assert re.match(EXEC_ID, body["execution_id"])
-    assert 0.95 <= elapsed < 1.6, elapsed
+    assert 0.95 <= elapsed < 3.5, elapsed  # at the 1 s limit, not after the 4 s step
     # handed off to async mode: no worker here, so it waits to be claimed, never "success"
     assert polled["status"] in ("pending", "running"), polled
 
