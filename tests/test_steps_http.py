@@ -50,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts.path == "/broken-json":
             self._send(200, b"{not json", "application/json")
         elif parts.path == "/slow":
-            time.sleep(1.0)
+            time.sleep(5.0)
             self._send(200, b"late", "text/plain")
         elif parts.path == "/huge":
             self._send(200, b"x" * (http_step.MAX_RESPONSE_BYTES + 1), "text/plain")
