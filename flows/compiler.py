@@ -10,6 +10,7 @@ are skipped on resume, the outcome body is the run's result.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from prefect import Flow
@@ -17,6 +18,17 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 
 from flows.model import WorkflowDefinition
+
+
+def _signature(definition: WorkflowDefinition) -> inspect.Signature:
+    properties = definition.input_schema.get("properties") or {}
+    return inspect.Signature(
+        [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+            for name in properties
+            if name.isidentifier()
+        ]
+    )
 
 
 class WorkflowFailed(Exception):
@@ -68,6 +80,9 @@ def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
         return outcome.output or {}
 
     execute.__name__ = definition.id
+    # Prefect maps a run's parameters onto the function's signature: give it the input
+    # schema's fields (Prefect-hosted runs pass the deployment's parameters as keywords).
+    execute.__signature__ = _signature(definition)  # type: ignore[attr-defined]
     return Flow(
         fn=execute,
         name=definition.id,

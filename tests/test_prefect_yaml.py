@@ -43,3 +43,29 @@ def test_entrypoint_loads_the_compiled_prefect_flow() -> None:
     flow = load_flow_from_entrypoint(str(ROOT / "flows" / "entrypoint.py") + ":hello")
     assert flow.name == "hello"
     assert flow.version == "1"
+
+
+def test_a_plain_prefect_process_worker_runs_a_flowdeck_deployment(prefect_api: str) -> None:
+    """The `prefect deploy` + `prefect worker start` path: Prefect's own process worker
+    runs the compiled flow, with the deployment's parameters as the input."""
+    import json
+    import subprocess
+    import sys
+
+    deployed = run_cli("deploy")
+    assert deployed.returncode == 0, deployed.stderr
+    started = subprocess.run(
+        [sys.executable, "-m", "prefect", "deployment", "run", "hello/v1", "-p", "name=Prefect"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    flow_run_id = next(line.split("UUID:")[-1].strip() for line in started.stdout.splitlines() if "UUID:" in line)
+    worker = subprocess.run(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "flowdeck", "--run-once"],
+        capture_output=True, text=True, cwd=ROOT, timeout=240,
+    )
+    assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
+    status = run_cli("status", "exec_" + flow_run_id.replace("-", ""), "--json")
+    body = json.loads(status.stdout)
+    assert body["status"] == "success", body
+    assert body["output"] == {"message": "Hello, Prefect!", "greeting": "by_name"}
