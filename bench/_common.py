@@ -9,7 +9,6 @@ the machine is shared and noisy, so ratios matter more than absolute times.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -65,11 +64,9 @@ class Worker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            from flows.daemons import terminate_group
+
+            terminate_group(self.process.pid)
 
 
 def p50(values: list[float]) -> float:

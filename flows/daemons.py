@@ -47,11 +47,23 @@ def stop(pid_file: Path, timeout: float = 20.0) -> bool:
     if pid is None or not alive(pid):
         pid_file.unlink(missing_ok=True)
         return False
-    os.killpg(pid, signal.SIGTERM)
+    terminate_group(pid, timeout)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def terminate_group(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM the process group led by `pid` (started with start_new_session), and
+    SIGKILL it if it is still there after `timeout`."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.1)
     if alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-    pid_file.unlink(missing_ok=True)
-    return True
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

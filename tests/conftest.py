@@ -42,6 +42,7 @@ os.environ.setdefault("FLOWDECK_WORKER_HEARTBEAT", "1")
 os.environ.setdefault("FLOWDECK_WORKER_POLL_INTERVAL", "1")
 
 from flows import prefect_server  # noqa: E402  (must follow the environment above)
+from flows.daemons import terminate_group  # noqa: E402
 
 prefect_server.base_environment()
 os.environ["PREFECT_API_URL"] = prefect_server.local_api_url()
@@ -161,11 +162,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            terminate_group(self.process.pid)
         self.log.close()
 
 

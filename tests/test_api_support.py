@@ -7,7 +7,6 @@ the definitions under tests/api_definitions, against the suite's Prefect server.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from conftest import ROOT, TEST_HOME
+from flows.daemons import terminate_group
 
 API_DEFINITIONS = ROOT / "tests" / "api_definitions"
 TOKEN = "test-token-0f9e8d7c6b5a"
@@ -69,12 +69,7 @@ class ApiServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            terminate_group(self.process.pid)
         self.log.close()
 
 
