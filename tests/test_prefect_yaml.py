@@ -47,21 +47,28 @@ def test_entrypoint_loads_the_compiled_prefect_flow() -> None:
 
 def test_a_plain_prefect_process_worker_runs_a_flowdeck_deployment(prefect_api: str) -> None:
     """The `prefect deploy` + `prefect worker start` path: Prefect's own process worker
-    runs the compiled flow, with the deployment's parameters as the input."""
+    runs the compiled flow, with the deployment's parameters as the input. The run goes to
+    a queue of its own, so the worker takes this run and no other test's."""
     import json
     import subprocess
     import sys
 
+    import httpx
+
     deployed = run_cli("deploy")
     assert deployed.returncode == 0, deployed.stderr
-    started = subprocess.run(
-        [sys.executable, "-m", "prefect", "deployment", "run", "hello/v1", "-p", "name=Prefect"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    api = prefect_api
+    queue = "prefect-hosted-test"
+    httpx.post(f"{api}/work_pools/flowdeck/queues", json={"name": queue}).raise_for_status()
+    deployment = httpx.get(f"{api}/deployments/name/hello/v1").json()
+    created = httpx.post(
+        f"{api}/deployments/{deployment['id']}/create_flow_run",
+        json={"parameters": {"name": "Prefect"}, "work_queue_name": queue},
     )
-    assert started.returncode == 0, started.stdout + started.stderr
-    flow_run_id = next(line.split("UUID:")[-1].strip() for line in started.stdout.splitlines() if "UUID:" in line)
+    created.raise_for_status()
+    flow_run_id = created.json()["id"]
     worker = subprocess.run(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "flowdeck", "--run-once"],
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "flowdeck", "--work-queue", queue, "--run-once"],
         capture_output=True, text=True, cwd=ROOT, timeout=240,
     )
     assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
