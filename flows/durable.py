@@ -24,7 +24,7 @@ from prefect.states import Cancelled, Scheduled
 from flows import recording
 from flows.errors import StepError
 from flows.executions import waiting_message
-from flows.interpreter import Hooks, JournalEntry, Outcome, Run
+from flows.interpreter import JournalEntry, Outcome, Run
 from flows.model import Step, WaitStep, WorkflowDefinition
 from flows.prefect_api import PrefectAPI
 from flows.sync import record_outcome
@@ -50,7 +50,7 @@ class ExecutionTimedOut(Exception):
 
 
 @dataclass
-class DurableHooks(Hooks):
+class DurableHooks(recording.RecordedHooks):
     api: PrefectAPI
     flow_run_id: UUID
     definition: WorkflowDefinition
@@ -86,13 +86,6 @@ class DurableHooks(Hooks):
             recording.journal_key(self.flow_run_id, key), JournalEntry(status="done", output=output).to_json()
         )
         self.events.finished(key, output)
-
-    def log(self, key: str | None, level: int, message: str) -> None:
-        self.events.log(key, level, message)
-
-    async def step_failed(self, key: str, step: Step, message: str) -> None:
-        self.events.log(key, 40, f"step '{step.name}' failed: {message}")
-        self.events.finished(key, None, failed_message=message)
 
     async def checkpoint(self, key: str, step: Step) -> None:
         self.current_step = step

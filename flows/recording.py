@@ -21,6 +21,7 @@ from prefect.serializers import JSONSerializer
 from prefect.states import Completed, Failed, Running, State
 from prefect.events import emit_event
 
+from flows.interpreter import Hooks
 from flows.model import Step, WorkflowDefinition
 
 FLOWDECK_TAG = "flowdeck"
@@ -275,6 +276,20 @@ def _send_log(entry: dict[str, Any]) -> None:
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.instance().send(entry)
+
+
+class RecordedHooks(Hooks):
+    """What sync and async hooks share: steps' failures and log lines go to Prefect
+    through the execution's `TaskRunEvents` (the subclass's `events`)."""
+
+    events: TaskRunEvents
+
+    def log(self, key: str | None, level: int, message: str) -> None:
+        self.events.log(key, level, message)
+
+    async def step_failed(self, key: str, step: Step, message: str) -> None:
+        self.events.log(key, 40, f"step '{step.name}' failed: {message}")
+        self.events.finished(key, None, failed_message=message)
 
 
 async def flush_events(timeout: float = 5.0) -> None:

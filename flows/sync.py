@@ -29,7 +29,7 @@ from prefect.states import Completed, Failed, Running, Scheduled
 from flows import recording, settings
 from flows.errors import StepError
 from flows.executions import waiting_message
-from flows.interpreter import Hooks, JournalEntry, Outcome, Run
+from flows.interpreter import JournalEntry, Outcome, Run
 from flows.model import Step, WaitStep, WorkflowDefinition
 from flows.prefect_api import PrefectAPI
 
@@ -44,7 +44,7 @@ class _Handoff(Exception):
 
 
 @dataclass
-class SyncHooks(Hooks):
+class SyncHooks(recording.RecordedHooks):
     definition: WorkflowDefinition
     events: recording.TaskRunEvents
     flow_run: "asyncio.Task[FlowRun]"
@@ -62,13 +62,6 @@ class SyncHooks(Hooks):
     async def step_finished(self, key: str, step: Step, output: Any) -> None:
         self.journal[key] = JournalEntry(status="done", output=output)
         self.events.finished(key, output)
-
-    def log(self, key: str | None, level: int, message: str) -> None:
-        self.events.log(key, level, message)
-
-    async def step_failed(self, key: str, step: Step, message: str) -> None:
-        self.events.log(key, 40, f"step '{step.name}' failed: {message}")
-        self.events.finished(key, None, failed_message=message)
 
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
         remaining = self.deadline - asyncio.get_running_loop().time()

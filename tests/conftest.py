@@ -53,6 +53,11 @@ def prefect_api() -> Iterator[str]:
     """A real Prefect server for the whole session (started once, stopped at the end)."""
     prefect_server.start()
     yield os.environ["PREFECT_API_URL"]
+    import asyncio
+
+    from flows.recording import flush_events
+
+    asyncio.run(flush_events())  # events and run logs of in-process executions, while Prefect is up
     prefect_server.stop()
 
 
