@@ -320,9 +320,7 @@ def cancel(
 
     async def go() -> dict[str, Any]:
         async with engine:
-            from flows.async_mode import cancel as cancel_execution
-
-            answer = await cancel_execution(engine, execution_id)
+            answer = await engine.cancel(execution_id)
             # A running execution stops at its worker within moments: report the end state.
             for _ in range(50):
                 body = await engine.status(execution_id)
