@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from flows import prefect_server
-from flows.errors import FlowdeckError, NotFound, PrefectUnavailable
+from flows.errors import ConfigurationError, FlowdeckError, NotFound, PrefectUnavailable
 
 app = typer.Typer(
     help="YAML workflows for voice and chat agents, run on Prefect.",
@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 server_app = typer.Typer(help="The local Prefect server flowdeck runs when PREFECT_API_URL is unset.")
 app.add_typer(server_app, name="server")
+storage_app = typer.Typer(help="Where outputs and step journals live (Prefect's default result storage).")
+app.add_typer(storage_app, name="storage")
 services_app = typer.Typer(help="Background services of the dashboard: local Prefect server and worker.")
 app.add_typer(services_app, name="services")
 
@@ -467,15 +469,25 @@ def api(
 @server_app.command("start")
 def server_start(
     database: Optional[str] = typer.Option(
-        None, "--database", envvar="FLOWDECK_DATABASE_URL", help="e.g. postgresql+asyncpg://localhost/prefect"
+        None, "--database", envvar="FLOWDECK_DATABASE_URL",
+        help="PostgreSQL for the server, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/prefect (default: SQLite under FLOWDECK_HOME)",
+    ),
+    redis: Optional[str] = typer.Option(
+        None, "--redis", envvar="FLOWDECK_REDIS_URL",
+        help="Redis for Prefect's messaging (prefect-redis), e.g. redis://127.0.0.1:6379/0",
+    ),
+    api_processes: int = typer.Option(
+        1, "--api-processes", envvar="FLOWDECK_SERVER_API_PROCESSES",
+        help="API processes (more than 1 needs --database postgresql... and --redis)",
     ),
 ) -> None:
     """Start the local Prefect server (detached; reused by every flowdeck command)."""
+    topology = prefect_server.Topology(database, redis, api_processes)
     try:
-        state = prefect_server.start(database)
-    except PrefectUnavailable as error:
-        raise _fail(str(error), 3) from None
-    out.print(f"Prefect server running at {state.api_url} (pid {state.pid})", highlight=False)
+        state = prefect_server.start(topology=topology)
+    except (PrefectUnavailable, ConfigurationError) as error:
+        raise _fail(str(error), 2 if isinstance(error, ConfigurationError) else 3) from None
+    out.print(f"Prefect server running at {state.api_url} (pid {state.pid}, database {state.database})", highlight=False)
     out.print(f"UI: {state.api_url.removesuffix('/api')}", highlight=False)
 
 
@@ -497,6 +509,41 @@ def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
         kind = "local (flowdeck-managed)" if state.managed else "external (PREFECT_API_URL)"
         out.print(f"{health} {state.api_url} {kind}" + (f" pid {state.pid}" if state.pid else ""))
     raise typer.Exit(0 if state.healthy else 1)
+
+
+@storage_app.command("show")
+def storage_show(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The result storage every flowdeck process of this Prefect server uses."""
+    from flows import result_storage
+
+    try:
+        prefect_server.configure_environment()
+        setting = asyncio.run(result_storage.show())
+    except FlowdeckError as error:
+        raise _fail(str(error), 3) from None
+    if as_json:
+        _print_json({"block": setting.block, "block_id": setting.block_id})
+    else:
+        out.print(setting.describe(), highlight=False)
+
+
+@storage_app.command("set")
+def storage_set(
+    target: str = typer.Argument(..., help="redis://HOST:PORT/DB, or BLOCK-TYPE/NAME of a saved storage block"),
+) -> None:
+    """Share outputs between machines: make a storage block the server's default result storage.
+
+    Run it once, before starting workers and API processes (each reads it at start)."""
+    from flows import result_storage
+
+    try:
+        prefect_server.configure_environment()
+        setting = asyncio.run(result_storage.set_default(target))
+    except (ConfigurationError, NotFound) as error:
+        raise _fail(str(error), 2) from None
+    except FlowdeckError as error:
+        raise _fail(str(error), 3) from None
+    out.print(f"result storage: {setting.describe()}", highlight=False)
 
 
 def main() -> None:

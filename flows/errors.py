@@ -64,6 +64,12 @@ class AlreadyEnded(FlowdeckError):
     code = "already_ended"
 
 
+class ConfigurationError(FlowdeckError):
+    """A setting or option that cannot work as given (says which, and what to give)."""
+
+    code = "invalid_configuration"
+
+
 class PrefectUnavailable(FlowdeckError):
     code = "prefect_unavailable"
 

@@ -11,6 +11,8 @@ because Prefect reads its settings at import time.
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,7 +25,7 @@ from typing import Iterator
 import httpx
 
 from flows import daemons, settings
-from flows.errors import PrefectUnavailable
+from flows.errors import ConfigurationError, PrefectUnavailable
 
 START_TIMEOUT = 60.0
 
@@ -74,6 +76,11 @@ def configure_environment() -> str:
 def base_environment() -> None:
     """Settings every flowdeck process shares, whichever server it talks to."""
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home()))
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    # Prefect drains its event queue at exit (block loads emit events) and says so as a
+    # warning: noise on a command's stderr, not a problem.
+    for name in ("EventsWorker", "APILogWorker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     # Prefect's console handler would draw into the TUI and clutter JSON output; runs still
     # ship their logs to the Prefect API.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -95,8 +102,123 @@ def _start_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def start(database_url: str | None = None) -> ServerStatus:
+@dataclass(frozen=True)
+class Topology:
+    """How the local server runs: its database, its messaging, how many API processes.
+
+    The default is the embedded one (SQLite, in-memory messaging, one process running the
+    API and Prefect's services). With PostgreSQL and Redis, `api_processes` > 1 runs
+    Prefect's own multi-process server (`prefect server start --workers N`, API only) plus
+    one `prefect server services start` process: Prefect's distributed setup, on one machine.
+    """
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    api_processes: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Topology":
+        return cls(settings.database_url(), settings.redis_url(), settings.api_processes())
+
+    @classmethod
+    def remembered(cls) -> "Topology":
+        """The topology the server was last started with (so a server that died comes back
+        on the same database), else the environment's."""
+        try:
+            saved = json.loads(_topology_file().read_text())
+            return cls(saved.get("database_url"), saved.get("redis_url"), int(saved.get("api_processes", 1)))
+        except (OSError, ValueError):
+            return cls.from_env()
+
+    def remember(self) -> None:
+        path = _topology_file()
+        path.write_text(json.dumps(self.__dict__))
+        path.chmod(0o600)  # the database URL may carry a password
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.api_processes < 1:
+            found.append("--api-processes must be at least 1")
+        if self.database_url and not self.database_url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            found.append(
+                f"--database {self.database_url!r} is not a URL Prefect can use: "
+                "give postgresql+asyncpg://USER@HOST:PORT/DATABASE"
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://")):
+            found.append(f"--redis {self.redis_url!r} is not a Redis URL: give redis://HOST:PORT/DB")
+        if self.api_processes > 1 and not (self.database_url or "").startswith("postgresql"):
+            found.append("--api-processes > 1 needs PostgreSQL (--database postgresql+asyncpg://...)")
+        if self.api_processes > 1 and not self.redis_url:
+            found.append("--api-processes > 1 needs Redis for Prefect's messaging (--redis redis://HOST:6379/0)")
+        return found
+
+    def environment(self) -> dict[str, str]:
+        """Prefect's own settings for this topology (what a server process needs)."""
+        env: dict[str, str] = {}
+        if self.database_url:
+            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = self.database_url
+        if self.redis_url:
+            env.update(redis_messaging_environment(self.redis_url))
+        return env
+
+
+def redis_messaging_environment(redis_url: str) -> dict[str, str]:
+    """Prefect's settings that move its event bus, caches and leases to Redis (prefect-redis),
+    so several server processes share them."""
+    return {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_URL": redis_url,
+    }
+
+
+def _topology_file() -> Path:
+    return settings.home() / "server.json"
+
+
+def _services_pid_file() -> Path:
+    return settings.home() / "server-services.pid"
+
+
+def _spawn(command: list[str], env: dict[str, str], pid_file: Path) -> subprocess.Popen[bytes]:
+    log = open(_log_file(), "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=settings.home(),
+        start_new_session=True,  # survives the command that started it
+    )
+    pid_file.write_text(str(process.pid))
+    return process
+
+
+def _migrate(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+        env=env, cwd=settings.home(), capture_output=True, text=True, timeout=300,
+    )
+    if done.returncode != 0:
+        raise PrefectUnavailable(
+            "could not bring the Prefect database up to date: "
+            + (done.stderr or done.stdout).strip().splitlines()[-1][:300]
+        )
+
+
+def start(database_url: str | None = None, topology: Topology | None = None) -> ServerStatus:
     """Start the local server detached (or find it running) and wait until it answers."""
+    if topology is None:
+        # Explicit environment wins; else the server comes back as it was last started.
+        topology = Topology.from_env() if settings.database_url() else Topology.remembered()
+    if database_url:
+        topology = Topology(database_url, topology.redis_url, topology.api_processes)
+    problems = topology.problems()
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     api_url = local_api_url()
     with _start_lock():
         if is_healthy(api_url, timeout=1.0):
@@ -109,32 +231,38 @@ def start(database_url: str | None = None) -> ServerStatus:
         env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
         env["PREFECT_UI_ENABLED"] = env.get("PREFECT_UI_ENABLED", "true")
         env.update(server_tuning())
-        if database_url:
-            env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
-        log = open(_log_file(), "ab")
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "prefect" if database_url else "flows.prefect_server_main",
-                "server", "start", "--host", "127.0.0.1", "--port", str(settings.server_port()),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=home,
-            start_new_session=True,  # survives the command that started it
-        )
-        _pid_file().write_text(str(process.pid))
+        env.update(topology.environment())
+        topology.remember()
+        address = ["--host", "127.0.0.1", "--port", str(settings.server_port())]
+        if topology.database_url is None:
+            command = ["flows.prefect_server_main", "server", "start", *address]
+        elif topology.api_processes == 1:
+            command = ["prefect", "server", "start", *address]
+        else:
+            command = ["prefect", "server", "start", *address, "--workers", str(topology.api_processes)]
+        services = None
+        if topology.api_processes > 1:
+            # Several processes would each run the migrations at once and collide; run them
+            # once first (Prefect's own command), and not again in each process.
+            _migrate(env)
+            env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
+            # The API processes run no services; Prefect's scheduler, event persister,
+            # task-run recorder and the rest run once, here.
+            services = _spawn(["prefect", "server", "services", "start"], env, _services_pid_file())
+        process = _spawn(command, env, _pid_file())
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise PrefectUnavailable(
-                    f"the local Prefect server exited with code {process.returncode}; "
-                    f"see {_log_file()}"
-                )
+            for started in filter(None, (process, services)):
+                if started.poll() is not None:
+                    stop()
+                    raise PrefectUnavailable(
+                        f"the local Prefect server exited with code {started.returncode}; "
+                        f"see {_log_file()}"
+                    )
             if is_healthy(api_url, timeout=1.0):
                 return status()
             time.sleep(0.2)
+        stop()
         raise PrefectUnavailable(
             f"the local Prefect server did not answer at {api_url} within "
             f"{START_TIMEOUT:.0f} s; see {_log_file()}"
@@ -157,7 +285,8 @@ def server_tuning() -> dict[str, str]:
 
 def stop(timeout: float = 20.0) -> bool:
     """Stop the server flowdeck started. Returns False when none was running."""
-    return daemons.stop(_pid_file(), timeout)
+    services = daemons.stop(_services_pid_file(), timeout)
+    return daemons.stop(_pid_file(), timeout) or services
 
 
 def status() -> ServerStatus:
@@ -171,5 +300,15 @@ def status() -> ServerStatus:
         managed=True,
         healthy=is_healthy(api_url),
         pid=pid if pid is not None and daemons.alive(pid) else None,
-        database=str(settings.prefect_home() / "prefect.db"),
+        database=_redacted(Topology.remembered().database_url) or str(settings.prefect_home() / "prefect.db"),
     )
+
+
+def _redacted(url: str | None) -> str | None:
+    """A database URL without its password, for status output."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}{':***' if ':' in credentials else ''}@{host}"

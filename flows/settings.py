@@ -5,6 +5,11 @@
     FLOWDECK_SYNC_TIMEOUT  the server-wide sync limit in seconds (60)
     PREFECT_API_URL        an existing Prefect API; when unset flowdeck runs its own server
     FLOWDECK_SERVER_PORT   port of the embedded Prefect server (4200)
+    FLOWDECK_DATABASE_URL  database of the local server flowdeck starts (SQLite under
+                           FLOWDECK_HOME when unset; postgresql+asyncpg://... for the fast path)
+    FLOWDECK_REDIS_URL     Redis for the local server's messaging (prefect-redis); needed for
+                           more than one API process
+    FLOWDECK_SERVER_API_PROCESSES  API processes of the local server (1)
 """
 
 from __future__ import annotations
@@ -42,3 +47,15 @@ def prefect_home() -> Path:
 
 def external_api_url() -> str | None:
     return os.environ.get("PREFECT_API_URL") or None
+
+
+def database_url() -> str | None:
+    return os.environ.get("FLOWDECK_DATABASE_URL") or None
+
+
+def redis_url() -> str | None:
+    return os.environ.get("FLOWDECK_REDIS_URL") or None
+
+
+def api_processes() -> int:
+    return int(os.environ.get("FLOWDECK_SERVER_API_PROCESSES") or 1)
