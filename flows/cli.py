@@ -379,6 +379,7 @@ def worker(
         )
         await serving
         await engine.aclose()
+        print(f"worker {node.name} stopped: executed {node.executed} execution(s)", file=sys.stderr, flush=True)
 
     try:
         asyncio.run(go())

@@ -8,6 +8,11 @@ is a few milliseconds of work, so the worker instead
 - claims a run through Prefect's orchestration (`Scheduled -> Pending`, which the server
   grants to exactly one claimant, as Prefect's own workers do), then runs it on its event
   loop; nothing is held while an execution waits (it is only a `Scheduled` row);
+- shares work without a thundering herd: each run has one preferred worker among the live
+  ones (rendezvous hashing of the run id over the names that heartbeat in the work pool),
+  which claims it at once; the others leave it alone unless it is still unclaimed
+  `claim_grace` seconds after its due time (its owner died or is full). Every worker racing
+  for every run would cost the server a read and a refused write per worker per run;
 - heartbeats as a worker of the `flowdeck` work pool and takes over the runs of workers
   whose heartbeat stopped (and of sync callers that died), rescheduling them so they
   resume from their journal.
@@ -16,6 +21,7 @@ is a few milliseconds of work, so the worker instead
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -47,6 +53,7 @@ class WorkerSettings:
     heartbeat_interval: float = 2.0
     dead_after: float = 15.0  # a worker silent this long has its runs taken over
     sync_grace: float = 30.0  # a sync run this far past its limit lost its caller
+    claim_grace: float = 2.0  # a run still unclaimed this long after its due time: anyone takes it
 
     @classmethod
     def from_env(cls) -> "WorkerSettings":
@@ -56,11 +63,23 @@ class WorkerSettings:
             heartbeat_interval=_env_float("FLOWDECK_WORKER_HEARTBEAT", 2.0),
             dead_after=_env_float("FLOWDECK_WORKER_DEAD_AFTER", 15.0),
             sync_grace=_env_float("FLOWDECK_SYNC_GRACE", 30.0),
+            claim_grace=_env_float("FLOWDECK_WORKER_CLAIM_GRACE", 2.0),
         )
 
 
 def worker_name() -> str:
     return f"flowdeck-{socket.gethostname()}-{os.getpid()}"
+
+
+def preferred_worker(flow_run_id: UUID, workers: list[str]) -> str | None:
+    """Rendezvous hashing: every worker computes the same owner from the same list, and a
+    worker joining or leaving moves only its own share of the runs."""
+
+    def weight(name: str) -> int:
+        digest = hashlib.blake2b(f"{name}|{flow_run_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    return max(workers, key=weight) if workers else None
 
 
 @dataclass
@@ -76,6 +95,8 @@ class Worker:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _unknown: set[UUID] = field(default_factory=set)
     _stamp: tuple[tuple[str, float], ...] | None = None
+    _peers: list[str] = field(default_factory=list)  # live workers of the pool, this one included
+    _claimed: set[UUID] = field(default_factory=set)  # runs between claim and end, in this process
 
     @property
     def api(self):  # type: ignore[no-untyped-def]
@@ -115,6 +136,11 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def owns(self, flow_run_id: UUID) -> bool:
+        if self.name not in self._peers:
+            return True  # not yet listed (just started): behave as the only worker
+        return preferred_worker(flow_run_id, self._peers) == self.name
 
     async def _loop(self, step: Any, interval: float) -> None:
         while True:
@@ -169,8 +195,10 @@ class Worker:
                 "limit": 200,
             }
         )
+        overdue = datetime.now(timezone.utc) - timedelta(seconds=self.settings.claim_grace)
         for flow_run in runs:
-            self.arm(flow_run)
+            if self.owns(flow_run.id) or _due(flow_run) < overdue:
+                self.arm(flow_run)
 
     async def _listen(self) -> None:
         from prefect.events.clients import get_events_subscriber
@@ -203,6 +231,8 @@ class Worker:
                 running[1].set()
                 running[0].cancel()
             return
+        if not self.owns(flow_run_id):
+            return  # its owner claims it; the poll catches it if the owner does not
         flow_run = await self.api.read_flow_run(flow_run_id)
         if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
             self.arm(flow_run)
@@ -211,18 +241,22 @@ class Worker:
         """Start a timer that claims the run when it falls due (once per run)."""
         if flow_run.id in self._armed or flow_run.id in self._running:
             return
-        due = (flow_run.state.state_details.scheduled_time if flow_run.state else None) or datetime.now(timezone.utc)
-        self._armed[flow_run.id] = asyncio.create_task(self._claim_when_due(flow_run.id, due))
+        self._armed[flow_run.id] = asyncio.create_task(self._claim_when_due(flow_run))
 
-    async def _claim_when_due(self, flow_run_id: UUID, due: datetime) -> None:
+    async def _claim_when_due(self, flow_run: FlowRun) -> None:
+        flow_run_id = flow_run.id
         try:
-            delay = (due - datetime.now(timezone.utc)).total_seconds()
+            read_at = asyncio.get_running_loop().time()
+            delay = (_due(flow_run) - datetime.now(timezone.utc)).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
             assert self._slots is not None
             await self._slots.acquire()
             try:
-                await self._claim_and_execute(flow_run_id)
+                # A run read a moment ago needs no second read: the claim itself is refused
+                # if its state moved on meanwhile.
+                fresh = asyncio.get_running_loop().time() - read_at < 1.0
+                await self._claim_and_execute(flow_run_id, flow_run if fresh else None)
             finally:
                 self._slots.release()
         except asyncio.CancelledError:
@@ -233,8 +267,16 @@ class Worker:
             self._armed.pop(flow_run_id, None)
 
     # execution -----------------------------------------------------------------------
-    async def _claim_and_execute(self, flow_run_id: UUID) -> None:
-        flow_run = await self.api.read_flow_run(flow_run_id)
+    async def _claim_and_execute(self, flow_run_id: UUID, flow_run: FlowRun | None = None) -> None:
+        self._claimed.add(flow_run_id)
+        try:
+            await self._claim_and_execute_claimed(flow_run_id, flow_run)
+        finally:
+            self._claimed.discard(flow_run_id)
+
+    async def _claim_and_execute_claimed(self, flow_run_id: UUID, flow_run: FlowRun | None) -> None:
+        if flow_run is None:
+            flow_run = await self.api.read_flow_run(flow_run_id)
         if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
             return
         try:
@@ -323,17 +365,6 @@ class Worker:
 
     async def _recover_once(self) -> None:
         """Reschedule runs whose executor is gone: a silent worker or a dead sync caller."""
-        runs = await self.api.read_flow_runs(
-            {
-                "flow_runs": {
-                    "tags": {"all_": [recording.FLOWDECK_TAG], "any_": self._workflow_tags()},
-                    "state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}},
-                },
-                "limit": 200,
-            }
-        )
-        if not runs:
-            return
         response = await self.api.request("POST", f"/work_pools/{WORK_POOL}/workers/filter", json={"limit": 200})
         now = datetime.now(timezone.utc)
         alive = {
@@ -342,8 +373,25 @@ class Worker:
             if w.get("last_heartbeat_time")
             and (now - datetime.fromisoformat(w["last_heartbeat_time"])).total_seconds() < self.settings.dead_after
         }
+        self._peers = sorted(alive)
+        runs: list[FlowRun] = []
+        while True:  # every page: with many workers, more than one page of runs is in flight
+            page = await self.api.read_flow_runs(
+                {
+                    "flow_runs": {
+                        "tags": {"all_": [recording.FLOWDECK_TAG], "any_": self._workflow_tags()},
+                        "state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}},
+                    },
+                    "sort": "ID_DESC",
+                    "limit": 200,
+                    "offset": len(runs),
+                }
+            )
+            runs += page
+            if len(page) < 200:
+                break
         for flow_run in runs:
-            if flow_run.id in self._running:
+            if flow_run.id in self._claimed:
                 continue
             owner = _owner_of(flow_run)
             since = flow_run.state.timestamp if flow_run.state else now
@@ -351,12 +399,21 @@ class Worker:
                 limit = self._sync_limit(flow_run)
                 if flow_run.start_time and (now - flow_run.start_time).total_seconds() < limit + self.settings.sync_grace:
                     continue
+            elif owner == self.name:
+                pass  # ours, yet no longer running here: its end could not be recorded (Prefect was down)
             elif owner in alive or (now - since).total_seconds() < self.settings.dead_after:
                 continue
             if flow_run.state_type == StateType.CANCELLING:
                 await durable.mark_cancelled(self.api, flow_run.id)
                 continue
-            who = f"worker {owner}" if owner else "the sync caller"
+            # Re-read just before the forced reschedule: a run that moved on meanwhile (ended,
+            # or claimed again here) must not be sent back.
+            current = await self.api.read_flow_run(flow_run.id)
+            if (current is None or flow_run.id in self._claimed or current.state is None
+                    or flow_run.state is None or current.state.timestamp != flow_run.state.timestamp):
+                continue
+            who = ("this worker (its end was not recorded)" if owner == self.name
+                   else f"worker {owner}" if owner else "the sync caller")
             await self._reschedule(flow_run.id, f"recovered: {who} stopped responding")
             refreshed = await self.api.read_flow_run(flow_run.id)
             if refreshed is not None:
@@ -370,6 +427,11 @@ class Worker:
         except FlowdeckError:
             return settings.sync_timeout_default()
         return definition.sync_timeout or settings.sync_timeout_default()
+
+
+def _due(flow_run: FlowRun) -> datetime:
+    scheduled = flow_run.state.state_details.scheduled_time if flow_run.state else None
+    return scheduled or datetime.now(timezone.utc)
 
 
 def _owner_of(flow_run: FlowRun) -> str | None:

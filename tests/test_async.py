@@ -71,7 +71,6 @@ def test_async_run_returns_pending_at_once_and_worker_finishes_it(worker: Any, h
     body = submit("side_effects", {"base_url": http_server.url})
     assert body["status"] == "pending"
     assert body["execution_id"].startswith("exec_") and len(body["execution_id"]) == 5 + 32
-    assert http_server.count("POST", "/before") == 0 or True  # the worker may already have started
 
     waiting = wait_for(body["execution_id"], lambda b: b["status"] == "waiting", timeout=30)
     assert waiting["resume_at"] is not None
