@@ -46,9 +46,9 @@ def size(name: str, ci: float, full: float) -> float:
     return float(os.environ.get(f"FLOWDECK_SCALE_{name.upper()}") or (full if FULL else ci))
 
 
-EXECUTIONS = int(size("executions", 90, 1000))
-WAITING = int(size("waiting", 90, 10000))
-SOAK_MINUTES = size("soak_minutes", 0.75, 30)
+EXECUTIONS = int(size("executions", 60, 1000))
+WAITING = int(size("waiting", 60, 10000))
+SOAK_MINUTES = size("soak_minutes", 0.5, 30)
 
 
 def report(name: str, figures: dict[str, Any]) -> None:
@@ -64,6 +64,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def group_size(pid: int) -> int:
+    """How many processes are in the process group led by `pid`."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[2]) == pid:
+                    count += 1
+            except (OSError, IndexError, ValueError):
+                continue
+    return count
 
 
 def group_rss_mb(pid: int) -> float:
@@ -191,9 +204,12 @@ class Process:
 
 @dataclass
 class Cluster:
+    """`database=None`: the embedded default instead (SQLite, local result files, every
+    process on one FLOWDECK_HOME), for comparisons."""
+
     root: Path
     api_processes: int = 1
-    database: str = field(default_factory=lambda: f"flowdeck_scale_{secrets.token_hex(4)}")
+    database: str | None = field(default_factory=lambda: f"flowdeck_scale_{secrets.token_hex(4)}")
     redis_db: int = int(os.environ.get("FLOWDECK_TEST_REDIS_DB", "11"))
     port: int = field(default_factory=free_port)
     workers: list[Process] = field(default_factory=list)
@@ -216,7 +232,7 @@ class Cluster:
         """The environment of a flowdeck process on a machine of its own."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FLOWDECK_"))}
         env.update(
-            FLOWDECK_HOME=str(self.root / name),
+            FLOWDECK_HOME=str(self.root / (name if self.database else "server")),
             PREFECT_API_URL=self.api_url,
             FLOWDECK_DEFINITIONS=str(DEFINITIONS),
             FLOWDECK_WORKER_HEARTBEAT="1",
@@ -233,6 +249,9 @@ class Cluster:
 
     # server ------------------------------------------------------------------------
     def start(self) -> "Cluster":
+        if self.database is None:
+            self.start_server()
+            return self
         asyncio.run(_admin_sql(f'CREATE DATABASE "{self.database}"'))
         _flush_redis(self.redis_url)
         self.start_server()
@@ -246,7 +265,7 @@ class Cluster:
 
     def start_server(self) -> None:
         command = ["server", "start", "--database", self.database_url, "--redis", self.redis_url,
-                   "--api-processes", str(self.api_processes)]
+                   "--api-processes", str(self.api_processes)] if self.database else ["server", "start"]
         done = subprocess.run([sys.executable, "-m", "flows", *command], env=self._server_env(), cwd=ROOT,
                               capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
@@ -270,21 +289,24 @@ class Cluster:
         for process in self.workers + self.apis:
             process.stop()
         self.stop_server()
-        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
-        _flush_redis(self.redis_url)
+        if self.database:
+            asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+            _flush_redis(self.redis_url)
 
     # flowdeck processes -------------------------------------------------------------
-    def start_worker(self, concurrency: int = 100) -> Process:
+    def start_worker(self, concurrency: int = 100, definitions: Path = DEFINITIONS) -> Process:
         name = f"worker-{len(self.workers) + 1}"
-        worker = Process(name, ["worker", "--concurrency", str(concurrency)], self.machine_env(name),
+        worker = Process(name, ["worker", "--concurrency", str(concurrency)],
+                         self.machine_env(name, FLOWDECK_DEFINITIONS=str(definitions)),
                          b"serving", self.root / name / "worker.log").start()
         self.workers.append(worker)
         return worker
 
-    def start_api(self) -> tuple[Process, str]:
+    def start_api(self, definitions: Path = DEFINITIONS) -> tuple[Process, str]:
         name = f"api-{len(self.apis) + 1}"
         port = free_port()
-        api = Process(name, ["api", "--port", str(port)], self.machine_env(name, FLOWDECK_API_TOKENS=self.token),
+        env = self.machine_env(name, FLOWDECK_API_TOKENS=self.token, FLOWDECK_DEFINITIONS=str(definitions))
+        api = Process(name, ["api", "--port", str(port)], env,
                       b"Uvicorn running", self.root / name / "api.log").start()
         self.apis.append(api)
         return api, f"http://127.0.0.1:{port}"
@@ -299,17 +321,26 @@ class Cluster:
     def prefect(self) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, timeout=60)
 
-    def states(self, client: httpx.Client, execution_ids: list[str]) -> dict[str, str]:
-        """The Prefect state type of each execution's flow run."""
-        found: dict[str, str] = {}
+    def runs(self, client: httpx.Client, execution_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each execution's flow run as Prefect's API answers it."""
+        found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(execution_ids), 200):
             chunk = execution_ids[start:start + 200]
             ids = [_flow_run_id(e) for e in chunk]
             response = client.post("/flow_runs/filter", json={"flow_runs": {"id": {"any_": ids}}, "limit": 200})
             response.raise_for_status()
             for run in response.json():
-                found["exec_" + run["id"].replace("-", "")] = run["state_type"]
+                found["exec_" + run["id"].replace("-", "")] = run
         return found
+
+    def states(self, client: httpx.Client, execution_ids: list[str]) -> dict[str, str]:
+        """The Prefect state type of each execution's flow run."""
+        return {e: run["state_type"] for e, run in self.runs(client, execution_ids).items()}
+
+    def count(self, client: httpx.Client, flow_run_filter: dict[str, Any]) -> int:
+        response = client.post("/flow_runs/count", json={"flow_runs": flow_run_filter})
+        response.raise_for_status()
+        return int(response.json())
 
     def wait_final(self, execution_ids: list[str], timeout: float) -> dict[str, str]:
         deadline = time.monotonic() + timeout
