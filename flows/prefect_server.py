@@ -209,13 +209,11 @@ def _migrate(env: dict[str, str]) -> None:
         )
 
 
-def start(database_url: str | None = None, topology: Topology | None = None) -> ServerStatus:
+def start(topology: Topology | None = None) -> ServerStatus:
     """Start the local server detached (or find it running) and wait until it answers."""
     if topology is None:
         # Explicit environment wins; else the server comes back as it was last started.
         topology = Topology.from_env() if settings.database_url() else Topology.remembered()
-    if database_url:
-        topology = Topology(database_url, topology.redis_url, topology.api_processes)
     problems = topology.problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
