@@ -46,8 +46,8 @@ def size(name: str, ci: float, full: float) -> float:
     return float(os.environ.get(f"FLOWDECK_SCALE_{name.upper()}") or (full if FULL else ci))
 
 
-EXECUTIONS = int(size("executions", 60, 1000))
-WAITING = int(size("waiting", 60, 10000))
+EXECUTIONS = int(size("executions", 45, 1000))
+WAITING = int(size("waiting", 40, 10000))
 SOAK_MINUTES = size("soak_minutes", 0.5, 30)
 
 
