@@ -365,7 +365,7 @@ class Cluster:
 def submit_batch(api_url: str, token: str, workflow_id: str, inputs: list[dict[str, Any]]) -> list[str]:
     """Start executions through `flowdeck api`'s batch endpoint (1,000 at most per call)."""
     ids: list[str] = []
-    with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx.Client(timeout=1800, headers={"Authorization": f"Bearer {token}"}) as client:
         for start in range(0, len(inputs), 1000):
             response = client.post(f"{api_url}/workflow/workflow-executions/batch",
                                    json={"workflow_id": workflow_id, "inputs": inputs[start:start + 1000]})
