@@ -13,9 +13,10 @@ from scale_cluster import SOAK_MINUTES, WAITING, Cluster, EffectServer, group_si
 pytestmark = pytest.mark.timeout(4 * 3600)
 
 # Time to bring one execution to `waiting` (start, first step, suspend) on this 2-core
-# machine, with margin; and the spacing of their due times, below what the server resumes.
-SECONDS_PER_WAIT = size("seconds_per_wait", 0.5, 0.5)
-RESUME_SPACING = size("resume_spacing", 0.25, 0.25)
+# machine, with margin; and the spacing of their due times, within what the server resumes
+# (about 2 per second here, measured with 1,000 waiting: docs/reliability.md).
+SECONDS_PER_WAIT = size("seconds_per_wait", 0.5, 0.8)
+RESUME_SPACING = size("resume_spacing", 0.5, 0.5)
 
 
 def test_many_waiting_executions_hold_no_worker_and_resume_on_time(cluster: Cluster) -> None:
@@ -47,19 +48,22 @@ def test_many_waiting_executions_hold_no_worker_and_resume_on_time(cluster: Clus
     states = cluster.wait_final(ids, timeout=(first_due - datetime.now(timezone.utc)).total_seconds()
                                 + WAITING * RESUME_SPACING * 3 + 120)
     effects.close()
-    assert Counter(states.values()) == {"COMPLETED": len(ids)}
-    assert held == 0  # while all wait, none is pending or running anywhere
-    assert processes_waiting == processes_before  # no process was started per waiting execution
-    counts = Counter(effects.counts.values())
-    assert counts == {1: 2 * len(ids)}, counts  # before and after: once each
     lags = percentiles(effects.resume_lags)
-    assert lags["p50"] < 1.0, lags
     report("waiting", {
         "waiting_at_once": len(ids), "all_waiting_after_seconds": round(all_waiting_after, 1),
         "worker_concurrency": 20, "workers": len(workers), "resume_spacing_seconds": RESUME_SPACING,
         "resume_lag_seconds": lags, "memory_mb_while_all_wait": memory_waiting,
         "processes_per_worker_before_and_while_waiting": [processes_before, processes_waiting],
+        "pending_or_running_while_all_wait": held,
     })
+    assert Counter(states.values()) == {"COMPLETED": len(ids)}
+    assert held == 0  # while all wait, none is pending or running anywhere
+    assert processes_waiting == processes_before  # no process was started per waiting execution
+    counts = Counter(effects.counts.values())
+    assert counts == {1: 2 * len(ids)}, counts  # before and after: once each
+    # On time means within a second of the due time, as long as executions fall due no
+    # faster than the server can resume them (measured here: about 2 per second).
+    assert lags["p50"] < 1.0, lags
 
 
 def test_soak_of_steady_mixed_traffic(cluster: Cluster) -> None:
