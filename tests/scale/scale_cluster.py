@@ -8,6 +8,15 @@
 - a counting HTTP server on 127.0.0.1 where workflows leave their side effects.
 
 The test process talks to all of it over HTTP only, as a client on another machine would.
+
+The suite runs in the normal suite at small sizes, so it stays honest on every change; the
+sizes docs/reliability.md reports are one command away:
+
+    FLOWDECK_SCALE=full .venv/bin/python -m pytest tests/scale -s
+
+Each test writes what it measured to .scale-reports/<test>.json (FLOWDECK_SCALE_REPORTS).
+Needs PostgreSQL (FLOWDECK_TEST_POSTGRES, default postgresql+asyncpg://postgres@127.0.0.1:5432)
+and Redis (FLOWDECK_TEST_REDIS, default redis://127.0.0.1:6379, database 11).
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"
@@ -360,6 +372,20 @@ class Cluster:
         response.raise_for_status()
         return [s["message"].removeprefix("worker ") for s in response.json()
                 if s["type"] == "RUNNING" and (s.get("message") or "").startswith("worker ")]
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """A fresh PostgreSQL database and server for each test, torn down after it.
+    (Here rather than in a conftest.py: a second `conftest` module would shadow the one the
+    rest of the suite imports from.)"""
+    built = Cluster(Path(tempfile.mkdtemp(prefix="flowdeck-scale-")),
+                    api_processes=int(os.environ.get("FLOWDECK_SCALE_API_PROCESSES") or 1))
+    built.start()
+    try:
+        yield built
+    finally:
+        built.stop()
 
 
 def submit_batch(api_url: str, token: str, workflow_id: str, inputs: list[dict[str, Any]]) -> list[str]:

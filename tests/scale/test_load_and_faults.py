@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from scale_cluster import cluster  # noqa: F401  (the fixture)
 from scale_cluster import EXECUTIONS, Cluster, EffectServer, report, submit_batch
 
 pytestmark = pytest.mark.timeout(3600)

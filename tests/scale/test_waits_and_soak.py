@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from scale_cluster import cluster  # noqa: F401  (the fixture)
 from scale_cluster import SOAK_MINUTES, WAITING, Cluster, EffectServer, group_size, percentiles, report, size, submit_batch
 
 pytestmark = pytest.mark.timeout(4 * 3600)
