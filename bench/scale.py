@@ -23,6 +23,8 @@ from _common import DEFINITIONS, ROOT, machine
 sys.path.insert(0, str(ROOT / "tests" / "scale"))
 from scale_cluster import Cluster, submit_batch  # noqa: E402  (the suite's harness)
 
+DEFAULT_LIVENESS = {"FLOWDECK_WORKER_HEARTBEAT": "2", "FLOWDECK_WORKER_DEAD_AFTER": "15",
+                    "FLOWDECK_WORKER_POLL_INTERVAL": "2"}
 BURST = int(os.environ.get("FLOWDECK_BENCH_SCALE_BURST") or 200)
 CONFIGURATIONS: list[tuple[str, dict[str, Any], int]] = [
     ("sqlite_embedded_1_worker", {"database": None}, 1),
@@ -53,7 +55,8 @@ def _measure(name: str, options: dict[str, Any], workers: int) -> dict[str, Any]
     cluster.start()
     try:
         for _ in range(workers):
-            cluster.start_worker(concurrency=100, definitions=DEFINITIONS)
+            # flowdeck's default liveness settings, not the suite's faster ones
+            cluster.start_worker(concurrency=100, definitions=DEFINITIONS, **DEFAULT_LIVENESS)
         _, api_url = cluster.start_api(definitions=DEFINITIONS)
         submit_batch(api_url, cluster.token, "bench_three", [{"n": 0}])  # warm: deployment, caches
         time.sleep(2)

@@ -522,6 +522,8 @@ def storage_show(as_json: bool = typer.Option(False, "--json")) -> None:
         setting = asyncio.run(result_storage.show())
     except FlowdeckError as error:
         raise _fail(str(error), 3) from None
+    except Exception as error:  # Prefect's client: connection refused, HTTP errors
+        raise _fail(f"could not read the result storage from Prefect ({os.environ.get('PREFECT_API_URL')}): {error}", 3) from None
     if as_json:
         _print_json({"block": setting.block, "block_id": setting.block_id})
     else:
@@ -544,6 +546,8 @@ def storage_set(
         raise _fail(str(error), 2) from None
     except FlowdeckError as error:
         raise _fail(str(error), 3) from None
+    except Exception as error:  # Prefect's client: connection refused, HTTP errors
+        raise _fail(f"could not set the result storage in Prefect ({os.environ.get('PREFECT_API_URL')}): {error}", 3) from None
     out.print(f"result storage: {setting.describe()}", highlight=False)
 
 

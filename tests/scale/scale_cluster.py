@@ -306,10 +306,10 @@ class Cluster:
             _flush_redis(self.redis_url)
 
     # flowdeck processes -------------------------------------------------------------
-    def start_worker(self, concurrency: int = 100, definitions: Path = DEFINITIONS) -> Process:
+    def start_worker(self, concurrency: int = 100, definitions: Path = DEFINITIONS, **env: str) -> Process:
         name = f"worker-{len(self.workers) + 1}"
         worker = Process(name, ["worker", "--concurrency", str(concurrency)],
-                         self.machine_env(name, FLOWDECK_DEFINITIONS=str(definitions)),
+                         self.machine_env(name, FLOWDECK_DEFINITIONS=str(definitions), **env),
                          b"serving", self.root / name / "worker.log").start()
         self.workers.append(worker)
         return worker
