@@ -21,7 +21,7 @@ from typing import Any
 from _common import DEFINITIONS, ROOT, machine
 
 sys.path.insert(0, str(ROOT / "tests" / "scale"))
-from scale_cluster import Cluster, submit_batch  # noqa: E402  (the suite's harness)
+from scale_cluster import Cluster, group_members, submit_batch  # noqa: E402  (the suite's harness)
 
 DEFAULT_LIVENESS = {"FLOWDECK_WORKER_HEARTBEAT": "2", "FLOWDECK_WORKER_DEAD_AFTER": "15",
                     "FLOWDECK_WORKER_POLL_INTERVAL": "2"}
@@ -39,14 +39,12 @@ def _cpu_seconds(pids: list[int]) -> float:
     """CPU time of these process groups (a multi-process server has children)."""
     total = 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) in pids:
-                total += (int(fields[11]) + int(fields[12])) / ticks
+    for member in (m for pid in pids for m in group_members(pid)):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
     return total
 
 

@@ -512,18 +512,26 @@ def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
     raise typer.Exit(0 if state.healthy else 1)
 
 
+def _storage_call(call: Any, verb: str) -> Any:
+    """Run a result-storage coroutine against Prefect; every failure is a message, exit 2
+    for what the user gave, 3 for Prefect."""
+    try:
+        prefect_server.configure_environment()
+        return asyncio.run(call())
+    except (ConfigurationError, NotFound) as error:
+        raise _fail(str(error), 2) from None
+    except FlowdeckError as error:
+        raise _fail(str(error), 3) from None
+    except Exception as error:  # Prefect's client: connection refused, HTTP errors
+        raise _fail(f"could not {verb} the result storage in Prefect ({os.environ.get('PREFECT_API_URL')}): {error}", 3) from None
+
+
 @storage_app.command("show")
 def storage_show(as_json: bool = typer.Option(False, "--json")) -> None:
     """The result storage every flowdeck process of this Prefect server uses."""
     from flows import result_storage
 
-    try:
-        prefect_server.configure_environment()
-        setting = asyncio.run(result_storage.show())
-    except FlowdeckError as error:
-        raise _fail(str(error), 3) from None
-    except Exception as error:  # Prefect's client: connection refused, HTTP errors
-        raise _fail(f"could not read the result storage from Prefect ({os.environ.get('PREFECT_API_URL')}): {error}", 3) from None
+    setting = _storage_call(result_storage.show, "read")
     if as_json:
         _print_json({"block": setting.block, "block_id": setting.block_id})
     else:
@@ -539,15 +547,7 @@ def storage_set(
     Run it once, before starting workers and API processes (each reads it at start)."""
     from flows import result_storage
 
-    try:
-        prefect_server.configure_environment()
-        setting = asyncio.run(result_storage.set_default(target))
-    except (ConfigurationError, NotFound) as error:
-        raise _fail(str(error), 2) from None
-    except FlowdeckError as error:
-        raise _fail(str(error), 3) from None
-    except Exception as error:  # Prefect's client: connection refused, HTTP errors
-        raise _fail(f"could not set the result storage in Prefect ({os.environ.get('PREFECT_API_URL')}): {error}", 3) from None
+    setting = _storage_call(lambda: result_storage.set_default(target), "set")
     out.print(f"result storage: {setting.describe()}", highlight=False)
 
 

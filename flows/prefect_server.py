@@ -183,16 +183,16 @@ def _services_pid_file() -> Path:
 
 
 def _spawn(command: list[str], env: dict[str, str], pid_file: Path) -> subprocess.Popen[bytes]:
-    log = open(_log_file(), "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", *command],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=settings.home(),
-        start_new_session=True,  # survives the command that started it
-    )
+    with open(_log_file(), "ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=settings.home(),
+            start_new_session=True,  # survives the command that started it
+        )
     pid_file.write_text(str(process.pid))
     return process
 

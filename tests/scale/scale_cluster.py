@@ -78,33 +78,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def group_size(pid: int) -> int:
-    """How many processes are in the process group led by `pid`."""
-    count = 0
+def group_members(pid: int) -> Iterator[int]:
+    """The processes of the process group led by `pid` (a server's children included)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[2]) == pid:
-                    count += 1
+                    yield int(entry)
             except (OSError, IndexError, ValueError):
                 continue
-    return count
+
+
+def group_size(pid: int) -> int:
+    return sum(1 for _ in group_members(pid))
 
 
 def group_rss_mb(pid: int) -> float:
-    """Resident memory of a process and everything in its process group (server children)."""
+    """Resident memory of a process group."""
     total_kb = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for member in group_members(pid):
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            if int(stat[2]) != pid and int(entry) != pid:
-                continue
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total_kb += int(line.split()[1])
-        except (OSError, IndexError, ValueError):
+        except (OSError, ValueError):
             continue
     return round(total_kb / 1024, 1)
 
