@@ -60,6 +60,7 @@ class WorkerSettings:
         return cls(
             concurrency=int(_env_float("FLOWDECK_WORKER_CONCURRENCY", 100)),
             poll_interval=_env_float("FLOWDECK_WORKER_POLL_INTERVAL", 2.0),
+            lookahead=_env_float("FLOWDECK_WORKER_LOOKAHEAD", 15.0),
             heartbeat_interval=_env_float("FLOWDECK_WORKER_HEARTBEAT", 2.0),
             dead_after=_env_float("FLOWDECK_WORKER_DEAD_AFTER", 15.0),
             sync_grace=_env_float("FLOWDECK_SYNC_GRACE", 30.0),
@@ -190,6 +191,9 @@ class Worker:
                     "tags": {"all_": [recording.FLOWDECK_TAG], "any_": self._workflow_tags()},
                     "state": {"type": {"any_": ["SCHEDULED"]}},
                     "next_scheduled_start_time": {"before_": horizon.isoformat()},
+                    # runs already armed here are not sent again: with thousands waiting,
+                    # the look-ahead window would otherwise return the same page each poll
+                    "id": {"not_any_": [str(i) for i in list(self._armed)[:1000]]},
                 },
                 "sort": "NEXT_SCHEDULED_START_TIME_ASC",
                 "limit": 200,
@@ -198,7 +202,7 @@ class Worker:
         overdue = datetime.now(timezone.utc) - timedelta(seconds=self.settings.claim_grace)
         for flow_run in runs:
             if self.owns(flow_run.id) or _due(flow_run) < overdue:
-                self.arm(flow_run)
+                self.arm(flow_run.id, _due(flow_run), flow_run)
 
     async def _listen(self) -> None:
         from prefect.events.clients import get_events_subscriber
@@ -235,27 +239,34 @@ class Worker:
             return  # its owner claims it; the poll catches it if the owner does not
         flow_run = await self.api.read_flow_run(flow_run_id)
         if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
-            self.arm(flow_run)
+            self.arm(flow_run.id, _due(flow_run), flow_run)
 
-    def arm(self, flow_run: FlowRun) -> None:
-        """Start a timer that claims the run when it falls due (once per run)."""
-        if flow_run.id in self._armed or flow_run.id in self._running:
+    def arm(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None = None) -> None:
+        """Start a timer that claims the run when it falls due (once per run). `flow_run` is
+        the run as just read, if it was: a read older than a second is repeated at the claim."""
+        if flow_run_id in self._armed or flow_run_id in self._running:
             return
-        self._armed[flow_run.id] = asyncio.create_task(self._claim_when_due(flow_run))
+        self._armed[flow_run_id] = asyncio.create_task(self._claim_when_due(flow_run_id, due, flow_run))
 
-    async def _claim_when_due(self, flow_run: FlowRun) -> None:
-        flow_run_id = flow_run.id
+    def arm_if_soon(self, flow_run_id: UUID, due: datetime) -> None:
+        """A run this worker just suspended: armed now only if due within the look-ahead, so
+        that thousands of long waits cost no timers here; the poll arms the others in time."""
+        if (due - datetime.now(timezone.utc)).total_seconds() <= self.settings.lookahead:
+            self.arm(flow_run_id, due)
+
+    async def _claim_when_due(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None) -> None:
         try:
             read_at = asyncio.get_running_loop().time()
-            delay = (_due(flow_run) - datetime.now(timezone.utc)).total_seconds()
+            delay = (due - datetime.now(timezone.utc)).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
             assert self._slots is not None
             await self._slots.acquire()
             try:
                 # A run read a moment ago needs no second read: the claim itself is refused
-                # if its state moved on meanwhile.
-                fresh = asyncio.get_running_loop().time() - read_at < 1.0
+                # if its state moved on meanwhile. An older read may be stale (the run
+                # suspended again, its attempt count changed): read it again.
+                fresh = flow_run is not None and asyncio.get_running_loop().time() - read_at < 1.0
                 await self._claim_and_execute(flow_run_id, flow_run if fresh else None)
             finally:
                 self._slots.release()
@@ -264,7 +275,8 @@ class Worker:
         except Exception as error:
             log.warning("execution %s: %s", recording.execution_id_for(flow_run_id), error)
         finally:
-            self._armed.pop(flow_run_id, None)
+            if self._armed.get(flow_run_id) is asyncio.current_task():  # not a re-armed successor
+                del self._armed[flow_run_id]
 
     # execution -----------------------------------------------------------------------
     async def _claim_and_execute(self, flow_run_id: UUID, flow_run: FlowRun | None = None) -> None:
@@ -277,6 +289,13 @@ class Worker:
     async def _claim_and_execute_claimed(self, flow_run_id: UUID, flow_run: FlowRun | None) -> None:
         if flow_run is None:
             flow_run = await self.api.read_flow_run(flow_run_id)
+            if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
+                due = _due(flow_run)
+                if due > datetime.now(timezone.utc) + timedelta(seconds=0.05):
+                    # it suspended again since it was armed: not due yet
+                    self._armed.pop(flow_run_id, None)
+                    self.arm_if_soon(flow_run_id, due)
+                    return
         if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
             return
         try:
@@ -335,9 +354,7 @@ class Worker:
             self._running.pop(flow_run_id, None)
         self.executed += 1
         if disposition.kind in ("suspended", "retrying") and disposition.resume_at is not None:
-            refreshed = await self.api.read_flow_run(flow_run_id)
-            if refreshed is not None:
-                self.arm(refreshed)
+            self.arm_if_soon(flow_run_id, disposition.resume_at)
 
     def _definition_for(self, flow_run: FlowRun) -> Any:
         from flows.executions import tag_value
@@ -415,9 +432,7 @@ class Worker:
             who = ("this worker (its end was not recorded)" if owner == self.name
                    else f"worker {owner}" if owner else "the sync caller")
             await self._reschedule(flow_run.id, f"recovered: {who} stopped responding")
-            refreshed = await self.api.read_flow_run(flow_run.id)
-            if refreshed is not None:
-                self.arm(refreshed)
+            self.arm(flow_run.id, datetime.now(timezone.utc))
 
     def _sync_limit(self, flow_run: FlowRun) -> float:
         from flows import settings

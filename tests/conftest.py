@@ -40,6 +40,9 @@ os.environ["FLOWDECK_DEFINITIONS"] = str(ROOT / "definitions")
 os.environ.setdefault("FLOWDECK_WORKER_DEAD_AFTER", "6")
 os.environ.setdefault("FLOWDECK_WORKER_HEARTBEAT", "1")
 os.environ.setdefault("FLOWDECK_WORKER_POLL_INTERVAL", "1")
+# A look-ahead shorter than the tests' waits: they resume through the poll, as a long wait
+# does in production (a suspended run is armed again only when it falls within this window).
+os.environ.setdefault("FLOWDECK_WORKER_LOOKAHEAD", "2")
 
 from flows import prefect_server  # noqa: E402  (must follow the environment above)
 from flows.daemons import terminate_group  # noqa: E402
