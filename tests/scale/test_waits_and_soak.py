@@ -25,6 +25,7 @@ def test_many_waiting_executions_hold_no_worker_and_resume_on_time(cluster: Clus
     workers = [cluster.start_worker(concurrency=20) for _ in range(2)]
     _, api_url = cluster.start_api()
     processes_before = {w.name: group_size(w.pid) for w in workers}
+    memory_before = cluster.memory()
     first_due = datetime.now(timezone.utc) + timedelta(seconds=30 + WAITING * SECONDS_PER_WAIT)
     inputs = [
         {"base_url": effects.url, "resume_at": (first_due + timedelta(seconds=i * RESUME_SPACING)).isoformat()}
@@ -35,11 +36,9 @@ def test_many_waiting_executions_hold_no_worker_and_resume_on_time(cluster: Clus
     waiting_filter = {"tags": {"all_": ["workflow:scale_wait"]}, "state": {"name": {"any_": ["Waiting"]}}}
     busy_filter = {"tags": {"all_": ["workflow:scale_wait"]}, "state": {"type": {"any_": ["PENDING", "RUNNING"]}}}
     with cluster.prefect() as client:
-        while cluster.count(client, waiting_filter) < len(ids):
-            assert datetime.now(timezone.utc) < first_due, (
-                "not every execution was waiting before the first was due: this machine is slower than "
-                "FLOWDECK_SCALE_SECONDS_PER_WAIT assumes; raise it"
-            )
+        # Until every execution waits, or the first falls due (the machine was slower than
+        # FLOWDECK_SCALE_SECONDS_PER_WAIT assumes): the report then says how many did.
+        while (waiting := cluster.count(client, waiting_filter)) < len(ids) and datetime.now(timezone.utc) < first_due:
             time.sleep(2)
         all_waiting_after = time.monotonic() - began
         held = cluster.count(client, busy_filter)
@@ -47,23 +46,32 @@ def test_many_waiting_executions_hold_no_worker_and_resume_on_time(cluster: Clus
     processes_waiting = {w.name: group_size(w.pid) for w in workers}
 
     states = cluster.wait_final(ids, timeout=(first_due - datetime.now(timezone.utc)).total_seconds()
-                                + WAITING * RESUME_SPACING * 3 + 120)
+                                + WAITING * RESUME_SPACING * 3 + 120,
+                                flow_run_filter={"tags": {"all_": ["workflow:scale_wait"]}})
+    resumed_after = time.monotonic() - began
+    memory_end = cluster.memory()
     effects.close()
     lags = percentiles(effects.resume_lags)
     report("waiting", {
-        "waiting_at_once": len(ids), "all_waiting_after_seconds": round(all_waiting_after, 1),
-        "worker_concurrency": 20, "workers": len(workers), "resume_spacing_seconds": RESUME_SPACING,
-        "resume_lag_seconds": lags, "memory_mb_while_all_wait": memory_waiting,
+        "executions": len(ids), "waiting_at_once": waiting, "all_waiting_after_seconds": round(all_waiting_after, 1),
+        "all_ended_after_seconds": round(resumed_after, 1), "worker_concurrency": 20, "workers": len(workers),
+        "api_processes": cluster.api_processes, "resume_spacing_seconds": RESUME_SPACING,
+        "resume_lag_seconds": lags,
+        "memory_mb": {"before": memory_before, "while_all_wait": memory_waiting, "end": memory_end},
         "processes_per_worker_before_and_while_waiting": [processes_before, processes_waiting],
         "pending_or_running_while_all_wait": held,
     })
+    assert waiting == len(ids), (
+        f"only {waiting} of {len(ids)} were waiting when the first fell due: this machine is slower "
+        "than FLOWDECK_SCALE_SECONDS_PER_WAIT assumes; raise it")
     assert Counter(states.values()) == {"COMPLETED": len(ids)}
     assert held == 0  # while all wait, none is pending or running anywhere
     assert processes_waiting == processes_before  # no process was started per waiting execution
     counts = Counter(effects.counts.values())
     assert counts == {1: 2 * len(ids)}, counts  # before and after: once each
     # On time means within a second of the due time, as long as executions fall due no
-    # faster than the server can resume them (measured here: about 2 per second).
+    # faster than the server can resume them (measured here: about 7 per second with two
+    # API processes, 2 per second with one under other load; docs/reliability.md).
     assert lags["p50"] < 1.0, lags
 
 
