@@ -10,17 +10,22 @@ storage, so any process (any machine, with shared storage) can read them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
+from prefect._internal.compatibility.blocks import call_explicitly_async_block_method
 from prefect.client.schemas.objects import TaskRun
+from prefect.events import emit_event
 from prefect.results import ResultRecord, ResultStore, get_default_result_storage
 from prefect.serializers import JSONSerializer
 from prefect.states import Completed, Failed, Running, State
-from prefect.events import emit_event
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from flows.errors import PrefectUnavailable
 from flows.interpreter import Hooks
 from flows.model import Step, WorkflowDefinition
 
@@ -78,19 +83,54 @@ def outcome_key(flow_run_id: UUID) -> str:
     return f"flowdeck-{flow_run_id.hex}-outcome"
 
 
-async def write_record(key: str, value: Any) -> ResultRecord[Any]:
+# How long a journal or outcome write (or a journal read, on resume) waits for a result
+# storage that cannot be reached (a Redis restarting, say) before the attempt gives up.
+STORAGE_PATIENCE_SECONDS = 60.0
+# Errors that mean "cannot reach the storage now", as opposed to a record that is missing
+# or cannot be serialized.
+_UNREACHABLE = (OSError, TimeoutError, RedisConnectionError, RedisTimeoutError)
+
+
+async def _patiently(operation: Callable[[], Awaitable[Any]], what: str, patience: float) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    delay = 0.05
+    while True:
+        try:
+            return await operation()
+        except _UNREACHABLE as error:
+            if loop.time() >= deadline:
+                raise PrefectUnavailable(
+                    f"the result storage cannot be reached ({what}): {error}; "
+                    "check it is running (`flowdeck storage show` names it)"
+                ) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def write_record(key: str, value: Any, patience: float = STORAGE_PATIENCE_SECONDS) -> ResultRecord[Any]:
     store = result_store()
     record = store.create_result_record(value, key=key)
-    await store.apersist_result_record(record)
+    await _patiently(lambda: store.apersist_result_record(record), f"writing {key}", patience)
     return record
 
 
-async def read_record(key: str) -> Any | None:
-    store = result_store()
-    if not await store.aexists(key):
+async def read_record(key: str, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
+    """The record's value, or None if there is none. One read: Prefect's `exists` reads the
+    whole record too, and answers False on any error, which would take a storage that is
+    down for a missing journal entry and run a finished step again."""
+    storage = result_store().result_storage
+
+    async def read() -> bytes | None:
+        try:
+            return await call_explicitly_async_block_method(storage, "read_path", (key,), {})
+        except (ValueError, FileNotFoundError, KeyError):  # missing (a local file, for one)
+            return None
+
+    content = await _patiently(read, f"reading {key}", patience)
+    if not content:
         return None
-    record = await store.aread(key)
-    return record.result
+    return ResultRecord.deserialize(content, backup_serializer=JSONSerializer()).result
 
 
 @dataclass

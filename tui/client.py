@@ -377,7 +377,7 @@ class EngineClient:
             )
             if state == "COMPLETED":
                 try:
-                    entry = await recording.read_record(recording.journal_key(flow_run.id, key))
+                    entry = await recording.read_record(recording.journal_key(flow_run.id, key), patience=0)
                 except Exception:  # unreadable storage: the step shows without output
                     entry = None
                 if isinstance(entry, dict) and "output" in entry:
