@@ -98,6 +98,7 @@ class Worker:
     _stamp: tuple[tuple[str, float], ...] | None = None
     _peers: list[str] = field(default_factory=list)  # live workers of the pool, this one included
     _claimed: set[UUID] = field(default_factory=set)  # runs between claim and end, in this process
+    _passed_over: dict[UUID, datetime] = field(default_factory=dict)  # another's run -> when anyone may take it
 
     @property
     def api(self):  # type: ignore[no-untyped-def]
@@ -191,18 +192,31 @@ class Worker:
                     "tags": {"all_": [recording.FLOWDECK_TAG], "any_": self._workflow_tags()},
                     "state": {"type": {"any_": ["SCHEDULED"]}},
                     "next_scheduled_start_time": {"before_": horizon.isoformat()},
-                    # runs already armed here are not sent again: with thousands waiting,
-                    # the look-ahead window would otherwise return the same page each poll
-                    "id": {"not_any_": [str(i) for i in list(self._armed)[:1000]]},
+                    # runs already armed here, or left to their owner until they are
+                    # overdue, are not sent again: with thousands due, the look-ahead
+                    # window would otherwise return the same page to every worker each poll
+                    "id": {"not_any_": self._not_wanted()},
                 },
                 "sort": "NEXT_SCHEDULED_START_TIME_ASC",
                 "limit": 200,
             }
         )
-        overdue = datetime.now(timezone.utc) - timedelta(seconds=self.settings.claim_grace)
+        now = datetime.now(timezone.utc)
+        grace = timedelta(seconds=self.settings.claim_grace)
         for flow_run in runs:
-            if self.owns(flow_run.id) or _due(flow_run) < overdue:
+            if self.owns(flow_run.id) or _due(flow_run) + grace < now:
+                self._passed_over.pop(flow_run.id, None)
                 self.arm(flow_run.id, _due(flow_run), flow_run)
+            else:
+                self._passed_over[flow_run.id] = _due(flow_run) + grace
+
+    def _not_wanted(self) -> list[str]:
+        """Ids the poll should not return: armed here, or another worker's and not overdue."""
+        now = datetime.now(timezone.utc)
+        for flow_run_id, anyones_from in list(self._passed_over.items()):
+            if anyones_from <= now:
+                del self._passed_over[flow_run_id]  # overdue: the next poll returns it again
+        return [str(i) for i in [*self._armed, *self._passed_over][:1000]]
 
     async def _listen(self) -> None:
         from prefect.events.clients import get_events_subscriber
