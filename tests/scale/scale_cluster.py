@@ -212,6 +212,47 @@ class Process:
 
 
 @dataclass
+class RedisServer:
+    """A Redis of the test's own, which it may kill (the machine's is shared). It keeps an
+    append-only file synced on every write, as a Redis that holds results must in
+    production, so a restart loses nothing."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> "RedisServer":
+        import redis
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = open(self.directory / "redis.log", "ab")
+        self.popen = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                redis.Redis.from_url(self.url, socket_timeout=1).ping()
+                return self
+            except redis.exceptions.RedisError:
+                if self.popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start: {(self.directory / 'redis.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+
+@dataclass
 class Cluster:
     """`database=None`: the embedded default instead (SQLite, local result files, every
     process on one FLOWDECK_HOME), for comparisons."""
@@ -220,6 +261,7 @@ class Cluster:
     api_processes: int = 1
     database: str | None = field(default_factory=lambda: f"flowdeck_scale_{secrets.token_hex(4)}")
     redis_db: int = int(os.environ.get("FLOWDECK_TEST_REDIS_DB", "11"))
+    redis_base: str = REDIS
     port: int = field(default_factory=free_port)
     workers: list[Process] = field(default_factory=list)
     apis: list[Process] = field(default_factory=list)
@@ -231,7 +273,7 @@ class Cluster:
 
     @property
     def redis_url(self) -> str:
-        return f"{REDIS}/{self.redis_db}"
+        return f"{self.redis_base}/{self.redis_db}"
 
     @property
     def api_url(self) -> str:
@@ -391,6 +433,20 @@ def cluster() -> Iterator[Cluster]:
         yield built
     finally:
         built.stop()
+
+
+@pytest.fixture
+def cluster_with_own_redis() -> Iterator[tuple[Cluster, RedisServer]]:
+    """As `cluster`, on a Redis of its own (messaging and result storage) that the test can kill."""
+    root = Path(tempfile.mkdtemp(prefix="flowdeck-scale-"))
+    own_redis = RedisServer(root / "redis").start()
+    built = Cluster(root, redis_base=own_redis.url, redis_db=0)
+    try:
+        built.start()
+        yield built, own_redis
+    finally:
+        built.stop()
+        own_redis.kill()
 
 
 def submit_batch(api_url: str, token: str, workflow_id: str, inputs: list[dict[str, Any]]) -> list[str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import pytest
-from scale_cluster import cluster  # noqa: F401  (the fixture)
-from scale_cluster import EXECUTIONS, Cluster, EffectServer, report, submit_batch
+from scale_cluster import cluster, cluster_with_own_redis  # noqa: F401  (the fixtures)
+from scale_cluster import EXECUTIONS, Cluster, EffectServer, RedisServer, report, submit_batch
 
 pytestmark = pytest.mark.timeout(3600)
 
@@ -126,10 +127,17 @@ def test_a_worker_killed_mid_load_loses_nothing_and_repeats_no_finished_step(clu
     })
 
 
-def test_server_restart_mid_load_finishes_every_accepted_execution(cluster: Cluster) -> None:
-    effects = EffectServer()
-    workers = [cluster.start_worker(concurrency=50) for _ in range(2)]
-    _, api_url = cluster.start_api()
+@dataclass
+class FaultRun:
+    accepted: dict[str, str]  # execution id -> workflow id
+    refused: list[tuple[int, str]]  # (status, body) of submissions that got no id
+    fault_seconds: float  # from the fault until the part was back
+
+
+def steady_submissions_around(cluster: Cluster, effects: EffectServer, api_url: str,
+                              fault: Callable[[], None], repair: Callable[[], None]) -> FaultRun:
+    """Single async submissions one after another (half no-I/O, half HTTP) through `flowdeck
+    api`; a quarter of the way in, `fault()`, 3 s, `repair()`; then on to EXECUTIONS."""
     accepted: dict[str, str] = {}
     refused: list[tuple[int, str]] = []
     stop = threading.Event()
@@ -157,25 +165,59 @@ def test_server_restart_mid_load_finishes_every_accepted_execution(cluster: Clus
     submitter.start()
     while len(accepted) < EXECUTIONS // 4 and submitter.is_alive():
         time.sleep(0.2)
-    cluster.stop_server()
-    down_for = time.monotonic()
+    fault()
+    began = time.monotonic()
     time.sleep(3)
-    cluster.start_server()
-    down_for = time.monotonic() - down_for
+    repair()
+    fault_seconds = time.monotonic() - began
     submitter.join(timeout=EXECUTIONS * 3)
     stop.set()
-    states = cluster.wait_final(list(accepted), timeout=120 + EXECUTIONS * 2)
+    return FaultRun(accepted, refused, fault_seconds)
+
+
+def test_server_restart_mid_load_finishes_every_accepted_execution(cluster: Cluster) -> None:
+    effects = EffectServer()
+    workers = [cluster.start_worker(concurrency=50) for _ in range(2)]
+    _, api_url = cluster.start_api()
+    run = steady_submissions_around(cluster, effects, api_url, cluster.stop_server, cluster.start_server)
+    states = cluster.wait_final(list(run.accepted), timeout=120 + EXECUTIONS * 2)
     for worker in workers:
         worker.stop()
     effects.close()
 
-    assert Counter(states.values()) == {"COMPLETED": len(accepted)}  # every id given out was real and finished
-    assert repeated_effects(effects, accepted) == []
-    assert refused, "the server was down for seconds: some submissions must have been refused"
-    for status, body in refused:
+    assert Counter(states.values()) == {"COMPLETED": len(run.accepted)}  # every id given out was real and finished
+    assert repeated_effects(effects, run.accepted) == []
+    assert run.refused, "the server was down for seconds: some submissions must have been refused"
+    for status, body in run.refused:
         assert status == 503, (status, body)  # a clear error, never an id
         assert "execution_id" not in body and "Prefect" in body, body
     report("server_restart", {
-        "accepted": len(accepted), "refused_while_down": len(refused), "server_down_seconds": round(down_for, 1),
-        "refusal_example": refused[0][1][:300],
+        "accepted": len(run.accepted), "refused_while_down": len(run.refused),
+        "server_down_seconds": round(run.fault_seconds, 1), "refusal_example": run.refused[0][1][:300],
     })
+
+
+def test_redis_killed_mid_load_finishes_every_accepted_execution(
+        cluster_with_own_redis: tuple[Cluster, RedisServer]) -> None:
+    """Redis carries Prefect's messaging and the result storage (journals and outputs). It is
+    killed with `kill -9` and restarted 3 s later from its append-only file."""
+    cluster, redis_server = cluster_with_own_redis
+    effects = EffectServer()
+    workers = [cluster.start_worker(concurrency=50) for _ in range(2)]
+    _, api_url = cluster.start_api()
+    run = steady_submissions_around(cluster, effects, api_url, redis_server.kill, redis_server.start)
+    states = cluster.wait_final(list(run.accepted), timeout=180 + EXECUTIONS * 2)
+    for worker in workers:
+        worker.stop()
+    effects.close()
+    report("redis_killed", {
+        "accepted": len(run.accepted), "refused_while_down": len(run.refused),
+        "redis_down_seconds": round(run.fault_seconds, 1), "final_states": dict(Counter(states.values())),
+        "side_effects_not_exactly_once": len(repeated_effects(effects, run.accepted)),
+        "refusals": dict(Counter(status for status, _ in run.refused)),
+        "refusal_example": run.refused[0][1][:300] if run.refused else None,
+    })
+    assert Counter(states.values()) == {"COMPLETED": len(run.accepted)}
+    assert repeated_effects(effects, run.accepted) == []
+    for status, body in run.refused:
+        assert status == 503 and "execution_id" not in body, (status, body)
