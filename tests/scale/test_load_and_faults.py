@@ -207,10 +207,13 @@ def test_redis_killed_mid_load_finishes_every_accepted_execution(
     _, api_url = cluster.start_api()
     run = steady_submissions_around(cluster, effects, api_url, redis_server.kill, redis_server.start)
     states = cluster.wait_final(list(run.accepted), timeout=180 + EXECUTIONS * 2)
+    with cluster.prefect() as client:
+        runs_in_prefect = cluster.count(client, {"tags": {"all_": ["flowdeck"]}})
     for worker in workers:
         worker.stop()
     effects.close()
     report("redis_killed", {
+        "runs_in_prefect": runs_in_prefect,
         "accepted": len(run.accepted), "refused_while_down": len(run.refused),
         "redis_down_seconds": round(run.fault_seconds, 1), "final_states": dict(Counter(states.values())),
         "side_effects_not_exactly_once": len(repeated_effects(effects, run.accepted)),
@@ -219,5 +222,6 @@ def test_redis_killed_mid_load_finishes_every_accepted_execution(
     })
     assert Counter(states.values()) == {"COMPLETED": len(run.accepted)}
     assert repeated_effects(effects, run.accepted) == []
+    assert runs_in_prefect == len(run.accepted)  # a refused submission left no run behind
     for status, body in run.refused:
         assert status == 503 and "execution_id" not in body, (status, body)
