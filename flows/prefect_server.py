@@ -209,6 +209,36 @@ def _migrate(env: dict[str, str]) -> None:
         )
 
 
+_REGISTER_BLOCKS = """
+import asyncio
+from prefect.server.database import provide_database_interface
+from prefect.server.models.block_registration import run_block_auto_registration
+
+async def main():
+    session = await provide_database_interface().session()
+    async with session:
+        await run_block_auto_registration(session=session)
+        await session.commit()
+
+asyncio.run(main())
+"""
+
+
+def _register_blocks(env: dict[str, str]) -> None:
+    """Register Prefect's block types once. Each API process does it at startup otherwise, and
+    on a fresh database two of them collide (a unique-key violation): the one that loses
+    fails its startup, and uvicorn then stops the whole server moments after it answered."""
+    done = subprocess.run(
+        [sys.executable, "-c", _REGISTER_BLOCKS],
+        env=env, cwd=settings.home(), capture_output=True, text=True, timeout=300,
+    )
+    if done.returncode != 0:
+        raise PrefectUnavailable(
+            "could not register Prefect's block types: "
+            + (done.stderr or done.stdout).strip().splitlines()[-1][:300]
+        )
+
+
 def start(topology: Topology | None = None) -> ServerStatus:
     """Start the local server detached (or find it running) and wait until it answers."""
     if topology is None:
@@ -244,6 +274,8 @@ def start(topology: Topology | None = None) -> ServerStatus:
             # once first (Prefect's own command), and not again in each process.
             _migrate(env)
             env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
+            _register_blocks(env)
+            env["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] = "false"
             # The API processes run no services; Prefect's scheduler, event persister,
             # task-run recorder and the rest run once, here.
             services = _spawn(["prefect", "server", "services", "start"], env, _services_pid_file())
