@@ -128,9 +128,12 @@ class PrefectAPI:
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code >= 400 and response.status_code not in (404, 409, 422):
+                        hint = ("; the Prefect server failed this request (its log says why: "
+                                "FLOWDECK_HOME/server.log for a server flowdeck started)"
+                                if response.status_code >= 500 else "")
                         raise PrefectUnavailable(
                             f"Prefect API {method} {path} answered {response.status_code}: "
-                            f"{response.text[:300]}"
+                            f"{response.text[:300]}{hint}"
                         )
                     return response
                 if elapsed > BUSY_BUDGET_SECONDS:
