@@ -75,9 +75,18 @@ def make_app(definitions: Path, **options: Any) -> Any:
 
 
 async def until(predicate: Callable[[], bool], pilot: Any, timeout: float = 10.0) -> float:
-    """Seconds until predicate() holds (fails the test after timeout)."""
+    """Seconds until predicate() holds (fails the test after timeout). A widget not there
+    yet counts as "not yet": a screen just pushed may not have composed its children."""
+    from textual.css.query import NoMatches
+
+    def holds() -> bool:
+        try:
+            return predicate()
+        except NoMatches:
+            return False
+
     started = time.perf_counter()
-    while not predicate():
+    while not holds():
         if time.perf_counter() - started > timeout:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.02)
