@@ -197,16 +197,18 @@ def _spawn(command: list[str], env: dict[str, str], pid_file: Path) -> subproces
     return process
 
 
-def _migrate(env: dict[str, str]) -> None:
+def _run_once(arguments: list[str], env: dict[str, str], failure: str) -> None:
+    """A one-off Prefect step before the server processes start; its last error line if it fails."""
     done = subprocess.run(
-        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-        env=env, cwd=settings.home(), capture_output=True, text=True, timeout=300,
+        [sys.executable, *arguments], env=env, cwd=settings.home(), capture_output=True, text=True, timeout=300,
     )
     if done.returncode != 0:
-        raise PrefectUnavailable(
-            "could not bring the Prefect database up to date: "
-            + (done.stderr or done.stdout).strip().splitlines()[-1][:300]
-        )
+        raise PrefectUnavailable(f"{failure}: " + (done.stderr or done.stdout).strip().splitlines()[-1][:300])
+
+
+def _migrate(env: dict[str, str]) -> None:
+    _run_once(["-m", "prefect", "server", "database", "upgrade", "-y"], env,
+              "could not bring the Prefect database up to date")
 
 
 _REGISTER_BLOCKS = """
@@ -228,15 +230,7 @@ def _register_blocks(env: dict[str, str]) -> None:
     """Register Prefect's block types once. Each API process does it at startup otherwise, and
     on a fresh database two of them collide (a unique-key violation): the one that loses
     fails its startup, and uvicorn then stops the whole server moments after it answered."""
-    done = subprocess.run(
-        [sys.executable, "-c", _REGISTER_BLOCKS],
-        env=env, cwd=settings.home(), capture_output=True, text=True, timeout=300,
-    )
-    if done.returncode != 0:
-        raise PrefectUnavailable(
-            "could not register Prefect's block types: "
-            + (done.stderr or done.stdout).strip().splitlines()[-1][:300]
-        )
+    _run_once(["-c", _REGISTER_BLOCKS], env, "could not register Prefect's block types")
 
 
 def start(topology: Topology | None = None) -> ServerStatus:

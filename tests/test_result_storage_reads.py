@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,16 +18,11 @@ from prefect.results import ResultStore
 from prefect.serializers import JSONSerializer
 from prefect_redis import RedisDatabase
 
+from conftest import _free_port
 from flows import recording
 from flows.errors import PrefectUnavailable
 
 REDIS_HOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((REDIS_HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
