@@ -35,13 +35,13 @@ def private_environment() -> str:
     os.environ["FLOWDECK_DEFINITIONS"] = str(DEFINITIONS)
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.pop("PREFECT_HOME", None)
-    from flows import prefect_server
+    from flowdeck.local import prefect_server
 
     return prefect_server.configure_environment()
 
 
 def stop_server() -> None:
-    from flows import prefect_server
+    from flowdeck.local import prefect_server
 
     prefect_server.stop()
 
@@ -50,7 +50,7 @@ class Worker:
     def __init__(self, concurrency: int = 100) -> None:
         self.log = Path(os.environ["FLOWDECK_HOME"]) / f"worker-{time.monotonic_ns()}.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flows", "worker", "--concurrency", str(concurrency)],
+            [sys.executable, "-m", "flowdeck", "worker", "--concurrency", str(concurrency)],
             stdout=open(self.log, "wb"),
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -64,7 +64,7 @@ class Worker:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            from flows.daemons import terminate_group
+            from flowdeck.local.daemons import terminate_group
 
             terminate_group(self.process.pid)
 

@@ -49,7 +49,7 @@ def _private_environment() -> None:
 
 
 async def _inprocess_p50() -> float:
-    from flows.service import Flowdeck
+    from flowdeck.execution.service import Flowdeck
 
     async with Flowdeck.open(DEFINITIONS) as engine:
         times = []
@@ -114,14 +114,14 @@ async def _over_http(url: str) -> dict[str, Any]:
 
 def main() -> dict[str, Any]:
     _private_environment()
-    from flows import prefect_server
+    from flowdeck.local import prefect_server
 
     prefect_server.configure_environment()
     port = _free_port()
     env = dict(os.environ, FLOWDECK_API_TOKENS=TOKEN)
     log = open(Path(os.environ["FLOWDECK_HOME"]) / "api.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "flows", "api", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "flowdeck", "api", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     try:

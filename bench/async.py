@@ -39,7 +39,7 @@ def main() -> dict[str, Any]:
 
 
 async def _wait_done(engine: Any, execution_ids: list[str], timeout: float = 300) -> list[Any]:
-    from flows.recording import flow_run_id_for
+    from flowdeck.store.recording import flow_run_id_for
 
     deadline = time.monotonic() + timeout
     pending = {flow_run_id_for(e) for e in execution_ids}
@@ -73,8 +73,8 @@ async def _first_step_start(engine: Any, flow_run_id: Any, step: str) -> datetim
 
 
 async def _measure() -> dict[str, Any]:
-    from flows.recording import flow_run_id_for
-    from flows.service import Flowdeck
+    from flowdeck.store.recording import flow_run_id_for
+    from flowdeck.execution.service import Flowdeck
 
     engine = Flowdeck.open()
     submit_ms: list[float] = []

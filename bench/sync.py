@@ -30,9 +30,9 @@ def main() -> dict[str, Any]:
 async def _measure() -> dict[str, Any]:
     from prefect import flow, task
 
-    from flows.interpreter import Run
-    from flows.recording import flush_events
-    from flows.service import Flowdeck
+    from flowdeck.runtime.interpreter import Run
+    from flowdeck.store.recording import flush_events
+    from flowdeck.execution.service import Flowdeck
 
     @task
     def step(value: int) -> int:
@@ -87,7 +87,7 @@ async def _measure() -> dict[str, Any]:
             samples["prefect_async"].append(ms(time.perf_counter() - started))
 
     # Every step of the last flowdeck execution is a task run in Prefect.
-    from flows.recording import flow_run_id_for
+    from flowdeck.store.recording import flow_run_id_for
 
     await flush_events()
     flow_run_id = flow_run_id_for(call.execution_id)

@@ -1,3 +1,3 @@
-from flows.cli import main
+from flowdeck.cli.main import main
 
 main()

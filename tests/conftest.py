@@ -44,8 +44,8 @@ os.environ.setdefault("FLOWDECK_WORKER_POLL_INTERVAL", "1")
 # does in production (a suspended run is armed again only when it falls within this window).
 os.environ.setdefault("FLOWDECK_WORKER_LOOKAHEAD", "2")
 
-from flows import prefect_server  # noqa: E402  (must follow the environment above)
-from flows.daemons import terminate_group  # noqa: E402
+from flowdeck.local import prefect_server
+from flowdeck.local.daemons import terminate_group  # noqa: E402
 
 prefect_server.base_environment()
 os.environ["PREFECT_API_URL"] = prefect_server.local_api_url()
@@ -58,7 +58,7 @@ def prefect_api() -> Iterator[str]:
     yield os.environ["PREFECT_API_URL"]
     import asyncio
 
-    from flows.recording import flush_events
+    from flowdeck.store.recording import flush_events
 
     asyncio.run(flush_events())  # events and run logs of in-process executions, while Prefect is up
     prefect_server.stop()
@@ -146,7 +146,7 @@ class WorkerProcess:
         self.log_path = TEST_HOME / f"worker-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flows", "worker"],
+            [sys.executable, "-m", "flowdeck", "worker"],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -193,7 +193,7 @@ def run_cli(*args: str, input_text: str | None = None, env: dict[str, str] | Non
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "flows", *args],
+        [sys.executable, "-m", "flowdeck", *args],
         capture_output=True,
         text=True,
         env=full_env,

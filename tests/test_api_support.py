@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conftest import ROOT, TEST_HOME
-from flows.daemons import terminate_group
+from flowdeck.local.daemons import terminate_group
 
 API_DEFINITIONS = ROOT / "tests" / "api_definitions"
 TOKEN = "test-token-0f9e8d7c6b5a"
@@ -41,7 +41,7 @@ class ApiServer:
         self.log_path = TEST_HOME / f"api-{self.port}.log"
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flows", "api", "--port", str(self.port)],
+            [sys.executable, "-m", "flowdeck", "api", "--port", str(self.port)],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

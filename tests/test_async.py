@@ -19,7 +19,7 @@ from conftest import ROOT, RecordingServer, run_cli
 
 # Imported here, not at the first status read: importing Prefect takes seconds on a loaded
 # machine, long enough to miss a short `waiting` window.
-from flows.service import Flowdeck  # noqa: E402
+from flowdeck.execution.service import Flowdeck  # noqa: E402
 
 DEFINITIONS = Path(__file__).parent / "async_definitions"
 
@@ -242,7 +242,7 @@ def test_kill_worker_during_a_wait_then_restart(start_worker: Any, http_server: 
 
 
 def test_prefect_server_restart_during_a_wait(worker: Any, http_server: RecordingServer) -> None:
-    from flows import prefect_server
+    from flowdeck.local import prefect_server
 
     http_server.routes["POST /before"] = (200, {})
     http_server.routes["POST /after"] = (200, {})

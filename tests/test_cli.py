@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from conftest import run_cli
-from flows import recording
-from flows.prefect_api import PrefectAPI
+from flowdeck.store import recording
+from flowdeck.store.prefect_api import PrefectAPI
 
 DEFINITIONS = Path(__file__).parent / "sync_definitions"
 ENV = {"FLOWDECK_DEFINITIONS": str(DEFINITIONS)}

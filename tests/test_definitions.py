@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.definitions import load_catalog
-from flows.durations import format_seconds, parse_duration, wait_duration_seconds
-from flows.errors import NotRunnable, UnknownVersion, UnknownWorkflow
-from flows.model import (
+from flowdeck.definition.catalog import load_catalog
+from flowdeck.definition.durations import format_seconds, parse_duration, wait_duration_seconds
+from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
+from flowdeck.definition.model import (
     ActionStep,
     CodeStep,
     ConditionStep,

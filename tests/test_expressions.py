@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from flows.errors import ExpressionError
-from flows.expressions import (
+from flowdeck.errors import ExpressionError
+from flowdeck.definition.expressions import (
     check_syntax,
     check_template,
     evaluate,

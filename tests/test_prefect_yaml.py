@@ -21,8 +21,8 @@ def test_prefect_yaml_check_notices_a_stale_file(tmp_path) -> None:
 def test_prefect_yaml_deployments_match_the_published_and_live_versions() -> None:
     import yaml
 
-    from flows.definitions import load_catalog
-    from flows.deployments import parameter_schema
+    from flowdeck.definition.catalog import load_catalog
+    from flowdeck.store.deployments import parameter_schema
 
     declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
     catalog = load_catalog(ROOT / "definitions")
@@ -33,14 +33,14 @@ def test_prefect_yaml_deployments_match_the_published_and_live_versions() -> Non
     for item in declared:
         definition = expected[(item["flow_name"], item["name"])]
         assert item["parameter_openapi_schema"] == parameter_schema(definition)
-        assert item["entrypoint"] == f"flows/entrypoint.py:{definition.id}"
+        assert item["entrypoint"] == f"flowdeck.execution.entrypoint:{definition.id}"
         assert item["work_pool"]["name"] == "flowdeck"
 
 
 def test_entrypoint_loads_the_compiled_prefect_flow() -> None:
     from prefect.flows import load_flow_from_entrypoint
 
-    flow = load_flow_from_entrypoint(str(ROOT / "flows" / "entrypoint.py") + ":hello")
+    flow = load_flow_from_entrypoint("flowdeck.execution.entrypoint:hello")
     assert flow.name == "hello"
     assert flow.version == "1"
 

@@ -19,8 +19,8 @@ from prefect.serializers import JSONSerializer
 from prefect_redis import RedisDatabase
 
 from conftest import _free_port
-from flows import recording
-from flows.errors import PrefectUnavailable
+from flowdeck.store import recording
+from flowdeck.errors import PrefectUnavailable
 
 REDIS_HOST = "127.0.0.1"
 

@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from flows.durations import DURATION_PATTERN
+from flowdeck.definition.durations import DURATION_PATTERN
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schemas" / "workflow.schema.json"

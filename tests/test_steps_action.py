@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from flows.errors import StepError
-from flows.steps.action import check_action_reference, run_action
+from flowdeck.errors import StepError
+from flowdeck.runtime.steps.action import check_action_reference, run_action
 
 FIXTURE = "actions_fixture"  # tests/ is on sys.path (pytest prepends the folder of rootless test modules)
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from flows.errors import StepError
-from flows.steps import code as code_step
-from flows.steps.code import run_code
+from flowdeck.errors import StepError
+from flowdeck.runtime.steps import code as code_step
+from flowdeck.runtime.steps.code import run_code
 
 
 def run(source: str, ctx: dict | None = None, *, timeout: float = 5.0, memory_mb: int = 256, logs: list | None = None):

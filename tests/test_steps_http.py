@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from flows.errors import StepError
-from flows.steps import http as http_step
-from flows.steps.http import run_http
+from flowdeck.errors import StepError
+from flowdeck.runtime.steps import http as http_step
+from flowdeck.runtime.steps.http import run_http
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -16,10 +16,10 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from flows import recording
-from flows.definitions import load_catalog, validate_paths
-from flows.errors import InvalidInput, NotRunnable, UnknownVersion, UnknownWorkflow
-from flows.service import Flowdeck
+from flowdeck.store import recording
+from flowdeck.definition.catalog import load_catalog, validate_paths
+from flowdeck.errors import InvalidInput, NotRunnable, UnknownVersion, UnknownWorkflow
+from flowdeck.execution.service import Flowdeck
 
 DEFINITIONS = Path(__file__).parent / "sync_definitions"
 EXEC_ID = r"^exec_[0-9a-f]{32}$"

@@ -67,8 +67,8 @@ def run(coro: Awaitable[Any]) -> Any:
 
 
 def make_app(definitions: Path, **options: Any) -> Any:
-    from tui.app import build_app
-    from tui.client import EngineClient
+    from flowdeck.tui.app import build_app
+    from flowdeck.tui.client import EngineClient
 
     client = EngineClient.open(str(definitions), description="test Prefect")
     return build_app(client, **options)
@@ -105,7 +105,7 @@ def text_of(widget: Any) -> str:
 
 
 def select_workflow(app: Any, workflow_id: str, version: int | None = None) -> None:
-    from tui.app import _walk
+    from flowdeck.tui.app import _walk
 
     tree = app.query_one("#workflow-tree")
     for node in _walk(tree.root):
@@ -124,7 +124,7 @@ def test_dashboard_shows_workflows_problems_and_source(prefect_api: str, definit
         app = make_app(definitions)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.2)
-            tree_text = " ".join(str(n.label) for n in __import__("tui.app").app._walk(app.query_one("#workflow-tree").root))
+            tree_text = " ".join(str(n.label) for n in __import__("flowdeck.tui.app").tui.app._walk(app.query_one("#workflow-tree").root))
             assert "tui_greet" in tree_text and "tui_slow" in tree_text
             assert "tui_broken ✗" in tree_text and "1 error(s)" in tree_text
             await pilot.press("e")  # jump to the broken definition
@@ -142,8 +142,8 @@ def test_launch_form_checks_input_then_sync_run_shows_result_and_steps(prefect_a
     async def go() -> None:
         from textual.widgets import Input, RadioButton
 
-        from tui.detail import DetailScreen
-        from tui.launch import LaunchScreen
+        from flowdeck.tui.detail import DetailScreen
+        from flowdeck.tui.launch import LaunchScreen
 
         app = make_app(definitions)
         async with app.run_test(size=(120, 40)) as pilot:
@@ -178,7 +178,7 @@ def test_async_run_appears_at_once_then_cancel(prefect_api: str, definitions: Pa
     async def go() -> None:
         from textual.widgets import RadioButton
 
-        from tui.launch import LaunchScreen
+        from flowdeck.tui.launch import LaunchScreen
 
         app = make_app(definitions)
         async with app.run_test(size=(120, 40)) as pilot:
@@ -205,7 +205,7 @@ def test_async_run_appears_at_once_then_cancel(prefect_api: str, definitions: Pa
 
 def test_changes_made_elsewhere_show_within_a_second(prefect_api: str, definitions: Path) -> None:
     async def go() -> None:
-        from flows.service import Flowdeck
+        from flowdeck.execution.service import Flowdeck
 
         app = make_app(definitions)
         async with app.run_test(size=(120, 40)) as pilot, Flowdeck.open(definitions) as other:
@@ -229,7 +229,7 @@ def test_changes_made_elsewhere_show_within_a_second(prefect_api: str, definitio
 
 def test_filters_and_search(prefect_api: str, definitions: Path) -> None:
     async def go() -> None:
-        from flows.service import Flowdeck
+        from flowdeck.execution.service import Flowdeck
 
         async with Flowdeck.open(definitions) as other:
             slow = (await other.submit("tui_slow", 1, {}))["execution_id"]
@@ -255,7 +255,7 @@ def test_filters_and_search(prefect_api: str, definitions: Path) -> None:
 
 def test_rerun_uses_the_same_input(prefect_api: str, definitions: Path) -> None:
     async def go() -> None:
-        from flows.service import Flowdeck
+        from flowdeck.execution.service import Flowdeck
 
         async with Flowdeck.open(definitions) as other:
             call = await other.run_sync("tui_greet", 1, {"name": "Grace", "tone": "dry"})
@@ -267,7 +267,7 @@ def test_rerun_uses_the_same_input(prefect_api: str, definitions: Path) -> None:
             app.table.move_cursor(row=app.table.get_row_index(call.execution_id))
             app.table.focus()
             await pilot.press("r")  # a sync run again: its result opens in the detail screen
-            from tui.detail import DetailScreen
+            from flowdeck.tui.detail import DetailScreen
 
             await until(lambda: isinstance(app.screen, DetailScreen), pilot, timeout=20)
             new_id = app.screen.execution_id
@@ -285,8 +285,8 @@ def test_five_thousand_rows_stay_responsive() -> None:
     async def go() -> None:
         from dataclasses import replace
 
-        from tui.app import build_app
-        from tui.fixed import FixedClient
+        from flowdeck.tui.app import build_app
+        from flowdeck.tui.fixed import FixedClient
 
         client = FixedClient(executions=5000)
         app = build_app(client, poll_interval=3600)

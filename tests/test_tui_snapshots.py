@@ -12,7 +12,7 @@ os.environ["TEXTUAL_ANIMATIONS"] = "none"
 
 
 def fixed_app() -> Any:
-    from tui.app import build_app
+    from flowdeck.tui.app import build_app
 
     return build_app(show_clocks=False, poll_interval=3600)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.validation import Problem, check_text, validate_paths
+from flowdeck.definition.validation import Problem, check_text, validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from tui.main import run_dashboard
+from flowdeck.tui.main import run_dashboard
 
 parser = argparse.ArgumentParser(prog="python -m tui", description="The flowdeck dashboard.")
 parser.add_argument("--definitions", "-d", default=None)

@@ -23,12 +23,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
-from tui.client import STATUSES, Client, ClientError, ExecutionDetail, ExecutionRow, WorkflowVersion
-from tui.commands import FlowdeckCommands
-from tui.detail import DetailScreen
-from tui.executions import ExecutionFilter, ExecutionsTable
-from tui.launch import LaunchRequest, LaunchScreen
-from tui.workflows import Selection, WorkflowsPane
+from flowdeck.tui.client import STATUSES, Client, ClientError, ExecutionDetail, ExecutionRow, WorkflowVersion
+from flowdeck.tui.commands import FlowdeckCommands
+from flowdeck.tui.detail import DetailScreen
+from flowdeck.tui.executions import ExecutionFilter, ExecutionsTable
+from flowdeck.tui.launch import LaunchRequest, LaunchScreen
+from flowdeck.tui.workflows import Selection, WorkflowsPane
 
 __all__ = ["FlowdeckApp", "build_app"]
 
@@ -480,7 +480,7 @@ def build_app(
 ) -> FlowdeckApp:
     """The App, not running. Without a client: fixed sample data (no Prefect needed)."""
     if client is None:
-        from tui.fixed import FixedClient
+        from flowdeck.tui.fixed import FixedClient
 
         client = FixedClient()
     return FlowdeckApp(client, show_clocks=show_clocks, poll_interval=poll_interval, **options)

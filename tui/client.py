@@ -201,7 +201,7 @@ class EngineClient:
 
     @classmethod
     def open(cls, definitions: str | None = None, description: str | None = None) -> "EngineClient":
-        from flows.service import Flowdeck
+        from flowdeck.execution.service import Flowdeck
 
         silence_console_logging()
         engine = Flowdeck.open(definitions)
@@ -250,8 +250,8 @@ class EngineClient:
         return sorted(found, key=lambda f: (f.workflow_id or "~", f.version or 0, f.path))
 
     def check_input(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> list[InputProblem]:
-        from flows.errors import FlowdeckError
-        from flows.inputs import input_problems
+        from flowdeck.errors import FlowdeckError
+        from flowdeck.runtime.inputs import input_problems
 
         try:
             definition = self.engine.resolve(workflow_id, version, allow_draft=True)
@@ -261,7 +261,7 @@ class EngineClient:
 
     # executions ----------------------------------------------------------------------
     async def _call(self, coro: Any) -> Any:
-        from flows.errors import FlowdeckError
+        from flowdeck.errors import FlowdeckError
 
         try:
             return await coro
@@ -275,7 +275,7 @@ class EngineClient:
             raise ClientError(f"cannot reach Prefect at {self.api_url}: {error}") from None
 
     async def _runs(self, flow_runs_filter: dict[str, Any], limit: int, offset: int = 0) -> list[ExecutionRow]:
-        from flows import executions
+        from flowdeck.store import executions
 
         runs = await self.engine.api.read_flow_runs(
             {"flow_runs": flow_runs_filter, "sort": "EXPECTED_START_TIME_DESC", "limit": limit, "offset": offset}
@@ -300,7 +300,7 @@ class EngineClient:
     async def _executions(self, known_active: list[str], full: bool, limit: int) -> tuple[list[ExecutionRow], bool]:
         from datetime import timedelta
 
-        from flows import recording
+        from flowdeck.store import recording
 
         horizon = (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()
         base = {"tags": {"all_": [recording.FLOWDECK_TAG]}, "expected_start_time": {"before_": horizon}}
@@ -327,7 +327,7 @@ class EngineClient:
 
     async def _fill_current_steps(self, rows: list[ExecutionRow]) -> None:
         """One task-run query for all running executions: the open (else latest) step."""
-        from flows import recording
+        from flowdeck.store import recording
 
         if not rows:
             return
@@ -353,7 +353,8 @@ class EngineClient:
         return await self._call(self._detail(execution_id))
 
     async def _detail(self, execution_id: str) -> ExecutionDetail:
-        from flows import executions, recording
+        from flowdeck.store import executions
+        from flowdeck.store import recording
 
         flow_run = await executions.read_flow_run(self.engine.api, execution_id)
         body = await executions.status_body(self.engine.api, flow_run)
@@ -399,7 +400,7 @@ class EngineClient:
         return f"{self.api_url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
 
     async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]:
-        from flows import recording
+        from flowdeck.store import recording
 
         flow_run_id = recording.flow_run_id_for(execution_id)
         if flow_run_id is None:
@@ -460,7 +461,7 @@ class EngineClient:
 
     async def aclose(self) -> None:
         try:
-            from flows.recording import flush_events
+            from flowdeck.store.recording import flush_events
 
             await flush_events(timeout=3.0)
         except Exception:  # leaving: nothing left to tell the user here
@@ -472,7 +473,7 @@ def _mark_branches(steps: list[StepRow], definition: Any) -> None:
     """Which branch each condition took: its journaled output, else the branch whose steps ran."""
     if definition is None:
         return
-    from flows.model import ConditionStep
+    from flowdeck.definition.model import ConditionStep
 
     owner: dict[str, tuple[str, str]] = {}
     conditions: dict[str, Any] = {}

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tui.client import STATUSES
+from flowdeck.tui.client import STATUSES
 
 if TYPE_CHECKING:
-    from tui.app import FlowdeckApp
+    from flowdeck.tui.app import FlowdeckApp
 
 __all__ = ["FlowdeckCommands"]
 

@@ -18,8 +18,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, RichLog, Static
 
-from tui.client import Client, ClientError, ExecutionDetail, LogLine, StepRow
-from tui.format import clock, countdown, duration, pretty_json, status_text
+from flowdeck.tui.client import Client, ClientError, ExecutionDetail, LogLine, StepRow
+from flowdeck.tui.format import clock, countdown, duration, pretty_json, status_text
 
 __all__ = ["DetailScreen"]
 

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.client import ExecutionRow
-from tui.format import STATUS_STYLE, clock, duration, short_id, status_text
+from flowdeck.tui.client import ExecutionRow
+from flowdeck.tui.format import STATUS_STYLE, clock, duration, short_id, status_text
 
 __all__ = ["ExecutionFilter", "ExecutionsTable"]
 

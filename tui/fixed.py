@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator
 
-from tui.client import (
+from flowdeck.tui.client import (
     ClientError,
     ExecutionDetail,
     ExecutionRow,

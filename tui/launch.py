@@ -23,7 +23,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
 
-from tui.client import Client, InputProblem, WorkflowVersion
+from flowdeck.tui.client import Client, InputProblem, WorkflowVersion
 
 __all__ = ["LaunchRequest", "LaunchScreen", "collect_value"]
 

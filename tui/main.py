@@ -24,15 +24,15 @@ def _say(message: str) -> None:
 
 def run_dashboard(definitions: str | Path | None = None, *, keep_services: bool | None = None, sample: bool = False) -> int:
     """Run the dashboard; returns the process exit code."""
-    from flows.errors import FlowdeckError
+    from flowdeck.errors import FlowdeckError
 
     if sample:
-        from tui.app import build_app
+        from flowdeck.tui.app import build_app
 
         build_app().run()
         return 0
 
-    from flows import local_services
+    from flowdeck.local import services as local_services
 
     if definitions is not None:
         os.environ["FLOWDECK_DEFINITIONS"] = str(Path(definitions).resolve())
@@ -43,8 +43,8 @@ def run_dashboard(definitions: str | Path | None = None, *, keep_services: bool 
     except FlowdeckError as error:
         _say(f"error: {error.message}")
         return 3
-    from tui.app import FlowdeckApp
-    from tui.client import EngineClient
+    from flowdeck.tui.app import FlowdeckApp
+    from flowdeck.tui.client import EngineClient
 
     try:
         client = EngineClient.open(str(definitions) if definitions else None, description=services.describe())
@@ -63,7 +63,7 @@ def run_dashboard(definitions: str | Path | None = None, *, keep_services: bool 
         if "worker" in services.started and local_services.stop_worker():
             stopped.append("worker")
         if "Prefect server" in services.started:
-            from flows import prefect_server
+            from flowdeck.local import prefect_server
 
             if prefect_server.stop():
                 stopped.append("Prefect server")
@@ -84,7 +84,7 @@ def serve_web(host: str = "127.0.0.1", port: int = 8000, definitions: str | Path
     """Serve the dashboard to browsers: each browser session runs `python -m tui`."""
     from textual_serve.server import Server
 
-    from flows import local_services
+    from flowdeck.local import services as local_services
 
     local_services.ensure(definitions)
     command = [sys.executable, "-m", "tui", "--keep-services"]

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static, Tree
 
-from tui.client import WorkflowFile, WorkflowVersion
+from flowdeck.tui.client import WorkflowFile, WorkflowVersion
 
 __all__ = ["WorkflowsPane", "Selection"]
 

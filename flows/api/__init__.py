@@ -12,6 +12,6 @@
 Importing this package does not import prefect; the engine is opened when the app starts.
 """
 
-from flows.api.app import create_app
+from flowdeck.api.app import create_app
 
 __all__ = ["create_app"]

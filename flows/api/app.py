@@ -18,10 +18,10 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
-from flows.api import errors, executions, hooks, workflows
-from flows.api.auth import BearerAuth, load_tokens, require_tokens
-from flows.api.limits import BodyLimit
-from flows.api.models import ErrorBody, Health
+from flowdeck.api import errors, executions, hooks, workflows
+from flowdeck.api.auth import BearerAuth, load_tokens, require_tokens
+from flowdeck.api.limits import BodyLimit
+from flowdeck.api.models import ErrorBody, Health
 
 DESCRIPTION = """\
 Run flowdeck workflows over HTTP: sync (wait for the result) and async (get an execution id,
@@ -59,7 +59,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = engine is None
         if own:
-            from flows.service import Flowdeck
+            from flowdeck.execution.service import Flowdeck
 
             app.state.engine = Flowdeck.open(definitions)
         else:
@@ -69,7 +69,7 @@ def create_app(
         finally:
             if own:
                 await app.state.engine.aclose()
-            from flows.recording import flush_events
+            from flowdeck.store.recording import flush_events
 
             await flush_events()
 

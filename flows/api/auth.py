@@ -20,9 +20,9 @@ from typing import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flows import settings
-from flows.api.errors import error_response
-from flows.errors import FlowdeckError
+from flowdeck import settings
+from flowdeck.api.errors import error_response
+from flowdeck.errors import FlowdeckError
 
 TOKENS_ENV = "FLOWDECK_API_TOKENS"
 TOKEN_FILE_NAME = "api_tokens"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 if TYPE_CHECKING:  # importing flows.service imports prefect: only after configure_environment
-    from flows.service import Flowdeck
+    from flowdeck.execution.service import Flowdeck
 
 Engine = Any  # a Flowdeck; typed loosely so that importing the routes does not import prefect
 

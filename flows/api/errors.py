@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flows.errors import FlowdeckError, InvalidInput, NotFound, NotRunnable, PrefectUnavailable
+from flowdeck.errors import FlowdeckError, InvalidInput, NotFound, NotRunnable, PrefectUnavailable
 
 log = logging.getLogger("flowdeck.api")
 

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
-from flows.api.deps import Engine, engine_of
-from flows.api.errors import ApiError
-from flows.api.models import (
+from flowdeck.api.deps import Engine, engine_of
+from flowdeck.api.errors import ApiError
+from flowdeck.api.models import (
     BatchRequest,
     BatchStarted,
     Cancelled,
@@ -29,8 +29,8 @@ from flows.api.models import (
     SyncFailure,
     SyncSuccess,
 )
-from flows.errors import FlowdeckError, InvalidInput, NotFound, PrefectUnavailable
-from flows.inputs import input_problems
+from flowdeck.errors import FlowdeckError, InvalidInput, NotFound, PrefectUnavailable
+from flowdeck.runtime.inputs import input_problems
 
 router = APIRouter(prefix="/workflow/workflow-executions", tags=["executions"])
 

@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 
-from flows.api.deps import Engine, engine_of
-from flows.api.errors import ApiError
-from flows.api.models import Started
-from flows.errors import InvalidInput, NotRunnable
-from flows.inputs import input_problems
+from flowdeck.api.deps import Engine, engine_of
+from flowdeck.api.errors import ApiError
+from flowdeck.api.models import Started
+from flowdeck.errors import InvalidInput, NotRunnable
+from flowdeck.runtime.inputs import input_problems
 
 router = APIRouter(prefix="/workflow/hooks", tags=["webhooks"])
 

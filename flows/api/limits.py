@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flows.api.errors import error_response
+from flowdeck.api.errors import error_response
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
-from flows.api.deps import Engine, engine_of
-from flows.api.models import Tool, WorkflowList, WorkflowSummary
-from flows.definitions import Catalog
-from flows.errors import FlowdeckError, UnknownWorkflow
+from flowdeck.api.deps import Engine, engine_of
+from flowdeck.api.models import Tool, WorkflowList, WorkflowSummary
+from flowdeck.definition.catalog import Catalog
+from flowdeck.errors import FlowdeckError, UnknownWorkflow
 
 router = APIRouter(prefix="/workflow/workflows", tags=["workflows"])
 

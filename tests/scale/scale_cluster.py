@@ -171,7 +171,7 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "flows", *self.command],
+            [sys.executable, "-m", "flowdeck", *self.command],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -307,7 +307,7 @@ class Cluster:
         _flush_redis(self.redis_url)
         self.start_server()
         done = subprocess.run(
-            [sys.executable, "-m", "flows", "storage", "set", self.redis_url],
+            [sys.executable, "-m", "flowdeck", "storage", "set", self.redis_url],
             env=self.machine_env("admin"), cwd=ROOT, capture_output=True, text=True, timeout=120,
         )
         if done.returncode != 0:
@@ -317,13 +317,13 @@ class Cluster:
     def start_server(self) -> None:
         command = ["server", "start", "--database", self.database_url, "--redis", self.redis_url,
                    "--api-processes", str(self.api_processes)] if self.database else ["server", "start"]
-        done = subprocess.run([sys.executable, "-m", "flows", *command], env=self._server_env(), cwd=ROOT,
+        done = subprocess.run([sys.executable, "-m", "flowdeck", *command], env=self._server_env(), cwd=ROOT,
                               capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise RuntimeError(f"server start failed: {done.stdout}{done.stderr}")
 
     def stop_server(self) -> None:
-        subprocess.run([sys.executable, "-m", "flows", "server", "stop"], env=self._server_env(), cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "flowdeck", "server", "stop"], env=self._server_env(), cwd=ROOT,
                        capture_output=True, timeout=120)
 
     def server_pids(self) -> list[int]:

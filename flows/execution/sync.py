@@ -26,12 +26,13 @@ import httpx
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Completed, Failed, Running, Scheduled
 
-from flows import recording, settings
-from flows.errors import StepError
-from flows.executions import waiting_message
-from flows.interpreter import JournalEntry, Outcome, Run
-from flows.model import Step, WaitStep, WorkflowDefinition
-from flows.prefect_api import PrefectAPI
+from flowdeck.store import recording
+from flowdeck import settings
+from flowdeck.errors import StepError
+from flowdeck.store.executions import waiting_message
+from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run
+from flowdeck.definition.model import Step, WaitStep, WorkflowDefinition
+from flowdeck.store.prefect_api import PrefectAPI
 
 EFFECT_STEP_TYPES = {"http", "code", "action", "workflow"}
 
@@ -87,7 +88,7 @@ def _needs_flow_run(step: Step) -> bool:
 
 
 def _roots_read(step: Step) -> set[str]:
-    from flows import expressions
+    from flowdeck.definition import expressions
 
     values: list[Any] = []
     for name in ("fields", "message", "until"):

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any, Callable
 
-from flows.errors import StepError
+from flowdeck.errors import StepError
 
 _REFERENCE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _resolved: dict[str, Callable[..., Any]] = {}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from flows.errors import ConfigurationError, NotFound
+from flowdeck.errors import ConfigurationError, NotFound
 
 REDIS_BLOCK_NAME = "flowdeck-results"
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from prefect.client.schemas.objects import FlowRun, StateType
 
-from flows import recording
-from flows.errors import UnknownExecution
-from flows.prefect_api import PrefectAPI
+from flowdeck.store import recording
+from flowdeck.errors import UnknownExecution
+from flowdeck.store.prefect_api import PrefectAPI
 
 TERMINAL = {"success", "failed", "cancelled"}
 

@@ -26,7 +26,7 @@ from jsonata.jsonata import Jsonata
 from jsonata.parser import Parser
 from jsonata.utils import Utils
 
-from flows.errors import ExpressionError
+from flowdeck.errors import ExpressionError
 
 DEFAULT_TIMEOUT = 1.0  # seconds for one render/evaluate call, all its expressions together
 MAX_DEPTH = 1000  # nested evaluations (~300 levels of a recursive function); well inside Python's recursion limit

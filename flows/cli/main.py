@@ -19,8 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from flows import prefect_server
-from flows.errors import ConfigurationError, FlowdeckError, NotFound, PrefectUnavailable
+from flowdeck.local import prefect_server
+from flowdeck.errors import ConfigurationError, FlowdeckError, NotFound, PrefectUnavailable
 
 app = typer.Typer(
     help="YAML workflows for voice and chat agents, run on Prefect.",
@@ -59,7 +59,7 @@ def _engine(definitions: Optional[Path], catalog: Any = None):  # type: ignore[n
         prefect_server.configure_environment()
     except PrefectUnavailable as error:
         raise _fail(str(error), 3) from None
-    from flows.service import Flowdeck
+    from flowdeck.execution.service import Flowdeck
 
     engine = Flowdeck.open(definitions, catalog=catalog)
     return engine
@@ -69,7 +69,7 @@ def _engine(definitions: Optional[Path], catalog: Any = None):  # type: ignore[n
 def main_callback(ctx: typer.Context) -> None:
     """Without a command: open the dashboard (`flowdeck tui`)."""
     if ctx.invoked_subcommand is None:
-        from tui.main import run_dashboard
+        from flowdeck.tui.main import run_dashboard
 
         raise typer.Exit(run_dashboard())
 
@@ -83,7 +83,7 @@ KeepServicesOption = typer.Option(
 @app.command()
 def tui(definitions: Optional[Path] = DefinitionsOption, keep_services: Optional[bool] = KeepServicesOption) -> None:
     """The dashboard: workflows, live executions, launch, detail (also `flowdeck` alone)."""
-    from tui.main import run_dashboard
+    from flowdeck.tui.main import run_dashboard
 
     raise typer.Exit(run_dashboard(definitions, keep_services=keep_services))
 
@@ -95,7 +95,7 @@ def web(
     definitions: Optional[Path] = DefinitionsOption,
 ) -> None:
     """Serve the dashboard to a browser (textual-serve)."""
-    from tui.main import serve_web
+    from flowdeck.tui.main import serve_web
 
     try:
         serve_web(host, port, definitions)
@@ -106,7 +106,7 @@ def web(
 @services_app.command("status")
 def services_status() -> None:
     """The local Prefect server and the background worker `flowdeck` starts."""
-    from flows import local_services
+    from flowdeck.local import services as local_services
 
     server, worker = local_services.status()
     out.print(f"server: {'up' if server.healthy else 'down'} {server.api_url}" + (f" pid {server.pid}" if server.pid else ""), highlight=False)
@@ -116,7 +116,7 @@ def services_status() -> None:
 @services_app.command("stop")
 def services_stop(worker_only: bool = typer.Option(False, "--worker-only", help="Leave the server running.")) -> None:
     """Stop the background worker and the local Prefect server."""
-    from flows import local_services
+    from flowdeck.local import services as local_services
 
     stopped = local_services.stop(server=not worker_only)
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
@@ -128,8 +128,8 @@ def validate(
     definitions: Optional[Path] = DefinitionsOption,
 ) -> None:
     """Check definitions: every problem of every file, as PATH:LINE:COL: error: MESSAGE."""
-    from flows import settings
-    from flows.definitions import validate_paths
+    from flowdeck import settings
+    from flowdeck.definition.catalog import validate_paths
 
     targets = list(paths or [definitions or settings.definitions_dir()])
     missing = [p for p in targets if not p.exists()]
@@ -151,7 +151,7 @@ def list_workflows(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Every workflow with its versions and statuses."""
-    from flows.definitions import load_catalog
+    from flowdeck.definition.catalog import load_catalog
 
     catalog = load_catalog(definitions)
     rows = []
@@ -190,7 +190,7 @@ def run(
     definitions: Optional[Path] = DefinitionsOption,
 ) -> None:
     """Run a workflow (sync by default: wait for its output)."""
-    from flows.inputs import parse_input
+    from flowdeck.runtime.inputs import parse_input
 
     try:
         if input_file is not None:
@@ -201,12 +201,12 @@ def run(
             input_data = parse_input(text, f"--input-file {input_file}")
         else:
             input_data = parse_input(input_json)
-        from flows.definitions import load_catalog
+        from flowdeck.definition.catalog import load_catalog
 
         # Resolve and check the input before touching Prefect: nothing starts on bad input.
         catalog = load_catalog(definitions)
         definition = catalog.resolve(workflow_id, version, allow_draft=True)
-        from flows.inputs import validate_input
+        from flowdeck.runtime.inputs import validate_input
 
         validate_input(definition, input_data)
     except FlowdeckError as error:
@@ -214,12 +214,12 @@ def run(
 
     engine = _engine(definitions, catalog)
 
-    from flows.recording import flush_events
+    from flowdeck.store.recording import flush_events
 
     async def go() -> dict[str, Any]:
         async with engine:
             if run_async:
-                from flows.async_mode import submit
+                from flowdeck.execution.submission import submit
 
                 return await submit(engine, definition, input_data, idempotency_key=idempotency_key)
             call = await engine.run_sync(workflow_id, version, input_data, allow_draft=True)
@@ -352,7 +352,7 @@ def worker(
     engine = _engine(definitions)
     import logging
 
-    from flows.worker import Worker, WorkerSettings
+    from flowdeck.execution.worker import Worker, WorkerSettings
 
     logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s", level=logging.INFO)
     logging.getLogger("flowdeck").setLevel(logging.INFO)
@@ -394,7 +394,7 @@ def deploy(
 ) -> None:
     """Create/update the Prefect deployment of every published and live version."""
     engine = _engine(definitions)
-    from flows.deployments import deployed, prefect_yaml, sync_deployments
+    from flowdeck.store.deployments import deployed, prefect_yaml, sync_deployments
 
     async def go() -> dict[str, Any]:
         async with engine:
@@ -418,8 +418,8 @@ def prefect_yaml_command(
     check: bool = typer.Option(False, "--check", help="Only check that the file is up to date (exit 1 if not)."),
 ) -> None:
     """Write prefect.yaml: the same deployments, for `prefect deploy --all` with work pools."""
-    from flows.definitions import load_catalog
-    from flows.deployments import deployed, prefect_yaml
+    from flowdeck.definition.catalog import load_catalog
+    from flowdeck.store.deployments import deployed, prefect_yaml
 
     catalog = load_catalog(definitions)
     if catalog.has_errors:
@@ -445,7 +445,7 @@ def api(
     definitions: Optional[Path] = DefinitionsOption,
 ) -> None:
     """Serve the HTTP API: sync and async executions, webhooks, agent tools (docs at /docs)."""
-    from flows.api.auth import NoTokens, load_tokens, require_tokens
+    from flowdeck.api.auth import NoTokens, load_tokens, require_tokens
 
     tokens = load_tokens()
     try:
@@ -458,7 +458,7 @@ def api(
         raise _fail(str(error), 3) from None
     import uvicorn
 
-    from flows.api import create_app
+    from flowdeck.api import create_app
 
     application = create_app(definitions=definitions, tokens=tokens, insecure_dev=insecure_dev)
     if not tokens:
@@ -529,7 +529,7 @@ def _storage_call(call: Any, verb: str) -> Any:
 @storage_app.command("show")
 def storage_show(as_json: bool = typer.Option(False, "--json")) -> None:
     """The result storage every flowdeck process of this Prefect server uses."""
-    from flows import result_storage
+    from flowdeck.store import result_storage
 
     setting = _storage_call(result_storage.show, "read")
     if as_json:
@@ -545,7 +545,7 @@ def storage_set(
     """Share outputs between machines: make a storage block the server's default result storage.
 
     Run it once, before starting workers and API processes (each reads it at start)."""
-    from flows import result_storage
+    from flowdeck.store import result_storage
 
     setting = _storage_call(lambda: result_storage.set_default(target), "set")
     out.print(f"result storage: {setting.describe()}", highlight=False)

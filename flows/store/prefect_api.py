@@ -26,7 +26,7 @@ from prefect.client.schemas.objects import Deployment, Flow, FlowRun, TaskRun
 from prefect.client.schemas.responses import OrchestrationResult
 from prefect.states import State, to_state_create
 
-from flows.errors import PrefectUnavailable
+from flowdeck.errors import PrefectUnavailable
 
 RETRY_STATUSES = {429, 502, 503, 504}
 BUSY_BUDGET_SECONDS = 30.0  # keep retrying a busy server this long

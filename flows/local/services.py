@@ -1,5 +1,5 @@
 """The background services one `flowdeck` command needs on a fresh machine: the local Prefect
-server (flows/prefect_server.py) and one `flowdeck worker` for async executions.
+server (flowdeck.local.prefect_server) and one `flowdeck worker` for async executions.
 
 Both run detached (own session, log file and pid file under FLOWDECK_HOME) so they outlive
 the command that started them and are reused by the next one. Only used when
@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows import daemons, prefect_server, settings
-from flows.errors import PrefectUnavailable
+from flowdeck.local import daemons
+from flowdeck.local import prefect_server
+from flowdeck import settings
+from flowdeck.errors import PrefectUnavailable
 
 __all__ = ["Services", "WorkerStatus", "ensure", "stop", "stop_worker", "status", "worker_status"]
 
@@ -65,7 +67,7 @@ def worker_status() -> WorkerStatus:
 
 
 def start_worker(definitions: str | Path | None = None) -> tuple[WorkerStatus, bool]:
-    """Start `python -m flows worker` detached unless one runs; (status, started_now)."""
+    """Start `python -m flowdeck worker` detached unless one runs; (status, started_now)."""
     current = worker_status()
     if current.running:
         return current, False
@@ -79,7 +81,7 @@ def start_worker(definitions: str | Path | None = None) -> tuple[WorkerStatus, b
     log = open(_log_file(), "ab")
     offset = log.tell()
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows", "worker"],
+        [sys.executable, "-m", "flowdeck", "worker"],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

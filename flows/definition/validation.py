@@ -36,14 +36,14 @@ from croniter import croniter
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
-from flows import expressions
-from flows.durations import format_seconds, parse_duration, wait_duration_seconds
-from flows.errors import ExpressionError
-from flows.model import DEFAULT_SYNC_TIMEOUT, DEFAULT_TIMEOUT
-from flows.yaml_source import DataPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
+from flowdeck.definition import expressions
+from flowdeck.definition.durations import format_seconds, parse_duration, wait_duration_seconds
+from flowdeck.errors import ExpressionError
+from flowdeck.definition.schema import load_schema
+from flowdeck.definition.model import DEFAULT_SYNC_TIMEOUT, DEFAULT_TIMEOUT
+from flowdeck.definition.yaml_source import DataPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
 
 __all__ = [
-    "SCHEMA_PATH",
     "Problem",
     "CheckedFile",
     "schema_validator",
@@ -54,7 +54,6 @@ __all__ = [
     "validate_paths",
 ]
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "workflow.schema.json"
 DEFINITION_SUFFIXES = (".yaml", ".yml")
 CONTEXT_ROOTS = ("input", "trigger", "execution")
 STEP_TYPES = ("http", "code", "condition", "wait", "output", "fail", "note", "action", "workflow")
@@ -236,8 +235,7 @@ def check_text(text: str, path: str) -> CheckedFile:
 @lru_cache(maxsize=1)
 def schema_validator() -> Draft202012Validator:
     """The compiled validator for `schemas/workflow.schema.json`, built once per process."""
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return Draft202012Validator(schema)
+    return Draft202012Validator(load_schema())
 
 
 def _schema_problems(document: YamlDocument, path: str) -> list[Problem]:

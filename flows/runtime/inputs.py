@@ -8,8 +8,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from flows.errors import InvalidInput, StepError
-from flows.model import WorkflowDefinition
+from flowdeck.errors import InvalidInput, StepError
+from flowdeck.definition.model import WorkflowDefinition
 
 
 @lru_cache(maxsize=256)

@@ -17,7 +17,7 @@ from prefect import Flow
 from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 
-from flows.model import WorkflowDefinition
+from flowdeck.definition.model import WorkflowDefinition
 
 
 def _signature(definition: WorkflowDefinition) -> inspect.Signature:
@@ -37,9 +37,9 @@ class WorkflowFailed(Exception):
 
 def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
     async def execute(**input_data: Any) -> dict[str, Any]:
-        from flows import durable
-        from flows.prefect_api import PrefectAPI
-        from flows.service import Flowdeck
+        from flowdeck.execution import durable
+        from flowdeck.store.prefect_api import PrefectAPI
+        from flowdeck.execution.service import Flowdeck
 
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
@@ -50,7 +50,7 @@ def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
             assert flow_run is not None
             if not any(t.startswith("workflow:") for t in flow_run.tags):
                 # A run created by Prefect alone (e.g. a direct call): tag it as flowdeck's.
-                from flows import recording
+                from flowdeck.store import recording
 
                 flow_run.tags = recording.run_tags(definition, "async")
                 await engine.api.request(
@@ -66,7 +66,7 @@ def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
             )
         finally:
             await engine.aclose()
-            from flows.recording import flush_events
+            from flowdeck.store.recording import flush_events
 
             await flush_events()
         if disposition.kind != "finished":

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from flows.errors import StepError
-from flows.model import DEFAULT_HTTP_TIMEOUT
+from flowdeck.errors import StepError
+from flowdeck.definition.model import DEFAULT_HTTP_TIMEOUT
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # a response is kept in the context: keep it bounded
 _ERROR_BODY_CHARS = 200

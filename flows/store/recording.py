@@ -25,9 +25,9 @@ from prefect.states import Completed, Failed, Running, State
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from flows.errors import PrefectUnavailable
-from flows.interpreter import Hooks
-from flows.model import Step, WorkflowDefinition
+from flowdeck.errors import PrefectUnavailable
+from flowdeck.runtime.interpreter import Hooks
+from flowdeck.definition.model import Step, WorkflowDefinition
 
 FLOWDECK_TAG = "flowdeck"
 RUNNING_EVENT_AFTER = 0.2  # seconds

@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 
-from flows import executions
-from flows.definitions import Catalog, load_catalog
-from flows.errors import InvalidInput
-from flows.inputs import validate_input
-from flows.model import WorkflowDefinition
-from flows.prefect_api import PrefectAPI
-from flows.sync import SyncCall, run_sync
+from flowdeck.store import executions
+from flowdeck.definition.catalog import Catalog, load_catalog
+from flowdeck.errors import InvalidInput
+from flowdeck.runtime.inputs import validate_input
+from flowdeck.definition.model import WorkflowDefinition
+from flowdeck.store.prefect_api import PrefectAPI
+from flowdeck.execution.sync import SyncCall, run_sync
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Flowdeck:
         trigger: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start an async execution; answers {"status": "pending", "execution_id"} at once."""
-        from flows.async_mode import submit
+        from flowdeck.execution.submission import submit
 
         definition = self.prepare(workflow_id, version, input_data, allow_draft=allow_draft)
         return await submit(self, definition, input_data, idempotency_key=idempotency_key, trigger=trigger)
@@ -110,7 +110,7 @@ class Flowdeck:
         return await executions.get_status(self.api, execution_id)
 
     async def cancel(self, execution_id: str) -> dict[str, Any]:
-        from flows.async_mode import cancel
+        from flowdeck.execution.submission import cancel
 
         return await cancel(self, execution_id)
 

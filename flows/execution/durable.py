@@ -21,13 +21,13 @@ from uuid import UUID
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Cancelled, Scheduled
 
-from flows import recording
-from flows.errors import StepError
-from flows.executions import waiting_message
-from flows.interpreter import JournalEntry, Outcome, Run
-from flows.model import Step, WaitStep, WorkflowDefinition
-from flows.prefect_api import PrefectAPI
-from flows.sync import record_outcome
+from flowdeck.store import recording
+from flowdeck.errors import StepError
+from flowdeck.store.executions import waiting_message
+from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run
+from flowdeck.definition.model import Step, WaitStep, WorkflowDefinition
+from flowdeck.store.prefect_api import PrefectAPI
+from flowdeck.execution.sync import record_outcome
 
 # Waits shorter than this sleep in place: suspending costs two state writes and a pickup.
 INLINE_WAIT_SECONDS = 0.5

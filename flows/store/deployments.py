@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from flows.model import WorkflowDefinition
+from flowdeck.definition.model import WorkflowDefinition
 
 WORK_POOL = "flowdeck"
 
 
 def entrypoint(definition: WorkflowDefinition) -> str:
-    """`flows/entrypoint.py:<workflow id>`: the compiled flow Prefect-hosted runs load."""
-    return f"flows/entrypoint.py:{definition.id}"
+    """`flowdeck.execution.entrypoint:<workflow id>`: the compiled flow Prefect-hosted runs load."""
+    return f"flowdeck.execution.entrypoint:{definition.id}"
 
 
 def deployment_name(definition: WorkflowDefinition) -> str:
@@ -98,7 +98,7 @@ async def sync_deployments(api: Any, definitions: list[WorkflowDefinition], proj
         flow_id = await api.flow_id(definition.id)
         response = await api.request("POST", "/deployments/", json=deployment_body(definition, flow_id, project_dir))
         if response.status_code >= 400:
-            from flows.errors import PrefectUnavailable
+            from flowdeck.errors import PrefectUnavailable
 
             raise PrefectUnavailable(
                 f"Prefect refused the deployment of {definition.key}: {response.text[:300]}"

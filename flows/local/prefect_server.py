@@ -24,8 +24,9 @@ from typing import Iterator
 
 import httpx
 
-from flows import daemons, settings
-from flows.errors import ConfigurationError, PrefectUnavailable
+from flowdeck.local import daemons
+from flowdeck import settings
+from flowdeck.errors import ConfigurationError, PrefectUnavailable
 
 START_TIMEOUT = 60.0
 
@@ -257,7 +258,7 @@ def start(topology: Topology | None = None) -> ServerStatus:
         topology.remember()
         address = ["--host", "127.0.0.1", "--port", str(settings.server_port())]
         if topology.database_url is None:
-            command = ["flows.prefect_server_main", "server", "start", *address]
+            command = ["flowdeck.local.prefect_server_main", "server", "start", *address]
         elif topology.api_processes == 1:
             command = ["prefect", "server", "start", *address]
         else:

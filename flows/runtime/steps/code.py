@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from flows.errors import StepError
+from flowdeck.errors import StepError
 
 POOL_SIZE = 2  # idle sandboxes kept ready; 0 starts one per call
 SANDBOX_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}

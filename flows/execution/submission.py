@@ -15,12 +15,12 @@ from uuid import UUID
 from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelling, Scheduled
 
-from flows import recording
-from flows.deployments import deployment_name, sync_deployments
-from flows.durable import mark_cancelled
-from flows.errors import AlreadyEnded, NotRunnable
-from flows.executions import read_flow_run, status_of
-from flows.model import WorkflowDefinition
+from flowdeck.store import recording
+from flowdeck.store.deployments import deployment_name, sync_deployments
+from flowdeck.execution.durable import mark_cancelled
+from flowdeck.errors import AlreadyEnded, NotRunnable
+from flowdeck.store.executions import read_flow_run, status_of
+from flowdeck.definition.model import WorkflowDefinition
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 

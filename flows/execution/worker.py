@@ -33,10 +33,11 @@ from uuid import UUID
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Pending, Running, Scheduled
 
-from flows import durable, recording
-from flows.deployments import WORK_POOL, ensure_work_pool, sync_deployments
-from flows.errors import FlowdeckError, PrefectUnavailable
-from flows.service import Flowdeck
+from flowdeck.execution import durable
+from flowdeck.store import recording
+from flowdeck.store.deployments import WORK_POOL, ensure_work_pool, sync_deployments
+from flowdeck.errors import FlowdeckError, PrefectUnavailable
+from flowdeck.execution.service import Flowdeck
 
 log = logging.getLogger("flowdeck.worker")
 
@@ -327,15 +328,15 @@ class Worker:
             claim = await self.api.set_flow_run_state(flow_run_id, Pending(message=f"claimed by {self.name}"))
         if claim.status.value != "ACCEPT":
             return  # another worker has it, or it was cancelled
-        from flows.inputs import input_problems
+        from flowdeck.runtime.inputs import input_problems
 
         problems = input_problems(definition, flow_run.parameters or {})
         started = await self.api.set_flow_run_state(flow_run_id, Running(message=f"worker {self.name}"))
         if started.status.value != "ACCEPT":
             return
         if problems:
-            from flows.interpreter import Outcome
-            from flows.sync import record_outcome
+            from flowdeck.runtime.interpreter import Outcome
+            from flowdeck.execution.sync import record_outcome
 
             listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             await record_outcome(
@@ -371,7 +372,7 @@ class Worker:
             self.arm_if_soon(flow_run_id, disposition.resume_at)
 
     def _definition_for(self, flow_run: FlowRun) -> Any:
-        from flows.executions import tag_value
+        from flowdeck.store.executions import tag_value
 
         workflow_id = tag_value(flow_run, "workflow")
         version = tag_value(flow_run, "version")
@@ -449,7 +450,7 @@ class Worker:
             self.arm(flow_run.id, datetime.now(timezone.utc))
 
     def _sync_limit(self, flow_run: FlowRun) -> float:
-        from flows import settings
+        from flowdeck import settings
 
         try:
             definition = self._definition_for(flow_run)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.durations import parse_duration, wait_duration_seconds
-from flows.errors import NotRunnable, UnknownVersion, UnknownWorkflow
-from flows.model import (
+from flowdeck.definition.durations import parse_duration, wait_duration_seconds
+from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
+from flowdeck.definition.model import (
     DEFAULT_CODE_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -40,14 +40,14 @@ from flows.model import (
     WorkflowCallStep,
     WorkflowDefinition,
 )
-from flows.validation import (  # validate_paths: re-exported for `flowdeck validate`
+from flowdeck.definition.validation import (  # validate_paths: re-exported for `flowdeck validate`
     CheckedFile,
     Problem,
     check_paths,
     describe_versions,
     validate_paths,
 )
-from flows.yaml_source import DataPath
+from flowdeck.definition.yaml_source import DataPath
 
 __all__ = [
     "DEFINITIONS_ENV",

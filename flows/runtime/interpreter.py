@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import httpx
 
-from flows import expressions
-from flows.errors import FlowdeckError, StepError
-from flows.model import (
+from flowdeck.definition import expressions
+from flowdeck.errors import FlowdeckError, StepError
+from flowdeck.definition.model import (
     ActionStep,
     CodeStep,
     ConditionStep,
@@ -29,9 +29,9 @@ from flows.model import (
     WorkflowCallStep,
     WorkflowDefinition,
 )
-from flows.steps.action import run_action
-from flows.steps.code import run_code
-from flows.steps.http import run_http
+from flowdeck.runtime.steps.action import run_action
+from flowdeck.runtime.steps.code import run_code
+from flowdeck.runtime.steps.http import run_http
 
 
 @dataclass(frozen=True)
@@ -279,7 +279,7 @@ class Run:
             resolve_workflow=self.resolve_workflow,
             http=self.http,
         )
-        from flows.inputs import validate_input
+        from flowdeck.runtime.inputs import validate_input
 
         validate_input(child_definition, child.input, as_step=True)
         outcome = await child.execute()

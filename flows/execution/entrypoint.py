@@ -1,4 +1,4 @@
-"""Prefect entrypoint: `flows/entrypoint.py:<workflow_id>` is that workflow's flow.
+"""Prefect entrypoint: `flowdeck.execution.entrypoint:<workflow_id>` is that workflow's flow.
 
 Prefect's process workers load a deployment's flow by getattr on this module; the version
 comes from the deployment (`v<n>`), read from the flow run's tags at execution time, so one
@@ -13,11 +13,11 @@ from typing import Any
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
-    from flows import prefect_server
+    from flowdeck.local import prefect_server
 
     prefect_server.base_environment()
-    from flows.compiler import compile_flow
-    from flows.definitions import load_catalog
+    from flowdeck.execution.compiler import compile_flow
+    from flowdeck.definition.catalog import load_catalog
 
     catalog = load_catalog()
     version = _version_from_context()

@@ -1,0 +1,3 @@
+from flowdeck.cli.main import main
+
+__all__ = ["main"]

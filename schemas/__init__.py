@@ -1,0 +1,1 @@
+"""The JSON Schemas editors and CI reference by path, installed as `flowdeck.schemas`."""
