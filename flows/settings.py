@@ -59,3 +59,31 @@ def redis_url() -> str | None:
 
 def api_processes() -> int:
     return int(os.environ.get("FLOWDECK_SERVER_API_PROCESSES") or 1)
+
+
+def prefect_writes() -> int:
+    """FLOWDECK_PREFECT_WRITES: Prefect API writes in flight at once per process (2)."""
+    return int(os.environ.get("FLOWDECK_PREFECT_WRITES") or 2)
+
+
+# WorkerSettings field -> the variable that overrides it
+WORKER_VARIABLES = {
+    "concurrency": "FLOWDECK_WORKER_CONCURRENCY",
+    "poll_interval": "FLOWDECK_WORKER_POLL_INTERVAL",
+    "lookahead": "FLOWDECK_WORKER_LOOKAHEAD",
+    "heartbeat_interval": "FLOWDECK_WORKER_HEARTBEAT",
+    "dead_after": "FLOWDECK_WORKER_DEAD_AFTER",
+    "sync_grace": "FLOWDECK_SYNC_GRACE",
+    "claim_grace": "FLOWDECK_WORKER_CLAIM_GRACE",
+}
+
+
+def worker_overrides() -> dict[str, float]:
+    """The worker settings set in the environment (FLOWDECK_WORKER_*, FLOWDECK_SYNC_GRACE),
+    by WorkerSettings field; unset or empty variables are left out."""
+    found: dict[str, float] = {}
+    for name, variable in WORKER_VARIABLES.items():
+        value = os.environ.get(variable)
+        if value:
+            found[name] = float(value)
+    return found
