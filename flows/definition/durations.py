@@ -63,14 +63,31 @@ def wait_duration_seconds(value: Any) -> float:
     return parse_duration(value)
 
 
-def format_seconds(seconds: float) -> str:
-    """The shortest exact duration text for `seconds` (3600 -> '1h', 0.5 -> '500ms')."""
+def format_seconds(seconds: float, *, milliseconds: bool = True, elapsed: bool = False) -> str:
+    """The shortest exact duration text for `seconds` (3600 -> '1h', 0.5 -> '500ms').
+
+    `milliseconds=False`: fractions stay seconds (0.5 -> '0.5s'). `elapsed=True`: a measured
+    time, rounded for a clock-like column ('2.35s', '12.3s', '4m05s', '1h02m').
+    """
+    if elapsed:
+        return _format_elapsed(seconds)
     if seconds == 0:
         return "0s"
     for suffix in ("d", "h", "m", "s"):
         size = _SUFFIX_SECONDS[suffix]
         if seconds >= size and float(seconds / size).is_integer():
             return f"{int(seconds / size)}{suffix}"
-    if float(seconds * 1000).is_integer():
+    if milliseconds and float(seconds * 1000).is_integer():
         return f"{int(seconds * 1000)}ms"
     return f"{seconds:g}s"
+
+
+def _format_elapsed(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
