@@ -170,3 +170,22 @@ def test_a_response_too_large_is_refused(server):
 def test_headers_must_be_a_mapping(server):
     with pytest.raises(StepError, match="headers must be a mapping"):
         call(method="GET", url=f"{server}/echo", headers=["x"])
+
+
+def test_an_http_step_runs_in_plain_python_mode_without_a_client(server, tmp_path):
+    """`Run` without `http=` (the interpreter alone, no engine): the step gets a client of
+    its own instead of crashing with AttributeError on None."""
+    from flowdeck.definition.catalog import load_catalog
+    from flowdeck.runtime.interpreter import Run
+
+    (tmp_path / "plain.yaml").write_text(
+        "id: plain\nversion: 1\nstatus: live\nsteps:\n"
+        f"  - id: fetch\n    type: http\n    url: \"{server}/echo\"\n"
+        "  - id: done\n    type: output\n    fields:\n      method: \"{{ fetch.body.method }}\"\n"
+    )
+    catalog = load_catalog(tmp_path)
+    assert not catalog.has_errors, catalog.problems
+    definition = catalog.resolve("plain", "latest", allow_draft=False)
+    outcome = asyncio.run(Run(definition=definition, execution_id="exec_plain", mode="sync", input={}).execute())
+    assert outcome.status == "success", outcome.error
+    assert outcome.output == {"method": "GET"}

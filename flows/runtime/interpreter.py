@@ -128,8 +128,9 @@ class Run:
     hooks: Hooks = field(default_factory=Hooks)
     trigger: dict[str, Any] | None = None
     resolve_workflow: WorkflowResolver | None = None
-    http: httpx.AsyncClient | None = None
+    http: httpx.AsyncClient | None = None  # None (plain Python): the run opens one of its own
     ctx: dict[str, Any] = field(init=False)
+    _own_http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.ctx = {
@@ -149,7 +150,22 @@ class Run:
             await self._run_block(self.definition.steps, self.ctx, prefix="")
         except _Ended as ended:
             return ended.outcome
+        finally:
+            await self._close_own_http()
         return Outcome(status="success", output={})
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """The client the engine gave; without one, a client for this run (closed at its end)."""
+        if self.http is None:
+            self.http = self._own_http = httpx.AsyncClient(follow_redirects=True)
+        return self.http
+
+    async def _close_own_http(self) -> None:
+        if self._own_http is not None:
+            client, self._own_http = self._own_http, None
+            if self.http is client:
+                self.http = None
+            await client.aclose()
 
     async def _run_block(self, steps: tuple[Step, ...], ctx: dict[str, Any], prefix: str) -> None:
         for step in steps:
@@ -229,7 +245,7 @@ class Run:
                 body=expressions.render(step.body, ctx),
                 timeout=step.timeout,
                 fail_on_status=step.fail_on_status,
-                client=self.http,
+                client=self._http_client(),
             )
         if isinstance(step, CodeStep):
             return await run_code(
@@ -284,10 +300,10 @@ class Run:
         validate_input(child_definition, child.input, as_step=True)
         outcome = await child.execute()
         if outcome.status != "success":
-            error = outcome.error or {}
+            failure = outcome.error or {}
             raise StepError(
                 f"workflow '{child_definition.key}' failed at step "
-                f"'{error.get('step_name')}': {error.get('message')}"
+                f"'{failure.get('step_name')}': {failure.get('message')}"
             )
         return outcome.output
 
