@@ -247,7 +247,7 @@ def _strings_in(value: Any) -> Iterator[str]:
 # --------------------------------------------------------------------------- evaluation
 
 
-class _BoundedJsonata(Jsonata):
+class _BoundedJsonata(Jsonata):  # type: ignore[misc]  # jsonata-python ships no types: Jsonata is Any
     """Jsonata with a smaller range limit: `[1..10000000]` alone takes seconds to use."""
 
     def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -31,7 +31,8 @@ __all__ = [
     "parse_yaml",
 ]
 
-DataPath = tuple  # of str (mapping keys) and int (list indexes), like jsonschema's paths
+# Mapping keys (str) and list indexes (int) from the document's root, like jsonschema's paths.
+DataPath: TypeAlias = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class _CodeChecks(_CheckerBase):
         except ValueError as error:  # e.g. a NUL character
             self.error(path, f"the code of {step.label} cannot be parsed: {error}")
             return
-        run = None
+        run: ast.FunctionDef | ast.AsyncFunctionDef | ast.Assign | ast.AnnAssign | None = None
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "run":
                 run = node

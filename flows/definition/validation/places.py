@@ -89,6 +89,14 @@ def _get(data: Any, path: DataPath) -> Any:
     return data
 
 
+def _last_index(path: DataPath) -> int:
+    """The list index that ends the path of a step, a branch or a trigger."""
+    last = path[-1]
+    if not isinstance(last, int):
+        raise ValueError(f"{path!r} does not end with a list index")
+    return last
+
+
 def _step_label(step: Any, index: int) -> str:
     step = step if isinstance(step, dict) else {}
     kind = step.get("type")
@@ -104,11 +112,11 @@ def _describe(data: Any, path: DataPath) -> str:
         workflow_id = data.get("id") if isinstance(data, dict) else None
         return f"workflow '{workflow_id}'" if isinstance(workflow_id, str) else "the workflow"
     if _is_step(path):
-        return _step_label(_get(data, path), path[-1])
+        return _step_label(_get(data, path), _last_index(path))
     if _is_branch(path):
         branch = _get(data, path)
         name = branch.get("name") if isinstance(branch, dict) else None
-        label = f"branch '{name}'" if isinstance(name, str) else f"branch {path[-1] + 1}"
+        label = f"branch '{name}'" if isinstance(name, str) else f"branch {_last_index(path) + 1}"
         return f"{label} of {_describe(data, path[:-2])}"
     if path == ("retries",):
         return "retries"

@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from flowdeck.definition import expressions
-from flowdeck.definition.validation.places import _describe, _did_you_mean, _get, _is_step, _step_label, _subject
+from flowdeck.definition.validation.places import (
+    _describe,
+    _did_you_mean,
+    _get,
+    _is_step,
+    _last_index,
+    _step_label,
+    _subject,
+)
 from flowdeck.definition.validation.report import CONTEXT_ROOTS, TEMPLATED_FIELDS
 from flowdeck.definition.validation.walk import _CheckerBase, _step_mappings, _StepInfo, _strings_with_paths
 from flowdeck.definition.yaml_source import DataPath
@@ -207,7 +215,7 @@ class _ReferenceChecks(_CheckerBase):
             condition = common
         else:
             return f"which has not run yet at this point (it comes later, line {self._line(target.path)})"
-        label = _step_label(_get(self.data, condition), condition[-1])
+        label = _step_label(_get(self.data, condition), _last_index(condition))
         return f"which is in another branch of {label}: the two never run in the same execution"
 
     # ---- reachability

@@ -6,7 +6,7 @@ are translated to name the step and the field, with "did you mean" hints for typ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -56,7 +56,7 @@ def _leaf_errors(
     if error.validator not in ("oneOf", "anyOf") or not error.context:
         yield error, fallback
         return
-    message = fallback or error.schema.get("errorMessage")
+    message = fallback or _schema_of(error).get("errorMessage")
     plausible = [errors for errors in _branches(error) if not _rejects_kind(errors)]
     if len(plausible) == 1:
         for sub in plausible[0]:
@@ -85,23 +85,30 @@ def _rejects_kind(errors: list[ValidationError]) -> bool:
     return False
 
 
+def _schema_of(error: ValidationError) -> Mapping[str, Any]:
+    """The (sub)schema that raised `error`; a boolean schema has no keywords to read."""
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
 def _translate(
     error: ValidationError, fallback: str | None, document: YamlDocument
 ) -> list[tuple[Position, str]]:
     data = document.data
     path = tuple(error.absolute_path)
-    value = error.instance
+    value: Any = error.instance  # the YAML value at `path`
     kind = error.validator
+    schema = _schema_of(error)
+    rule: Any = error.validator_value  # the keyword's value in the schema: a list, a number, ...
     if kind == "required":
         where = _describe(data, path)
-        missing = [key for key in error.validator_value if key not in value]
+        missing = [key for key in rule if key not in value]
         return [
             (document.position_of(path), f"missing required key '{key}' in {where}")
             for key in missing
         ]
     if kind == "additionalProperties":
         where = _describe(data, path)
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         found = []
         for key in value:
             if key in allowed:
@@ -119,7 +126,7 @@ def _translate(
     subject = _subject(data, path)
     got = f" (got {_show(value)})"
     if kind in ("enum", "const"):
-        options = error.validator_value if kind == "enum" else [error.validator_value]
+        options = rule if kind == "enum" else [rule]
         choices = ", ".join(str(option) for option in options)
         hint = _did_you_mean(value, [str(option) for option in options]) if isinstance(value, str) else ""
         if path and path[-1] == "type" and _is_step(path[:-1]):
@@ -128,21 +135,20 @@ def _translate(
     if fallback and kind in ("type", "pattern", "minimum", "oneOf", "anyOf", "not"):
         return [(position, f"{subject}: {fallback}{got}")]
     if kind == "type":
-        expected = error.validator_value
-        expected = expected if isinstance(expected, list) else [expected]
+        expected: list[str] = rule if isinstance(rule, list) else [rule]  # JSON type names
         wanted = " or ".join(_KIND_NAMES.get(name, name) for name in expected)
         return [(position, f"{subject} must be {wanted} (got {_json_kind(value)})")]
     if kind == "pattern":
-        hint = error.schema.get("patternErrorMessage")
-        if hint:
-            return [(position, f"{subject}: {hint}{got}")]
-        return [(position, f"{subject} must match {error.validator_value}{got}")]
+        pattern_hint = schema.get("patternErrorMessage")
+        if pattern_hint:
+            return [(position, f"{subject}: {pattern_hint}{got}")]
+        return [(position, f"{subject} must match {rule}{got}")]
     if kind in ("minimum", "exclusiveMinimum"):
-        return [(position, f"{subject} must be at least {error.validator_value}{got}")]
+        return [(position, f"{subject} must be at least {rule}{got}")]
     if kind == "minLength":
         return [(position, f"{subject} must not be empty")]
     if kind == "minItems":
-        count = error.validator_value
+        count = rule
         return [(position, f"{subject} needs at least {count} item{'s' if count != 1 else ''}")]
     return [(position, f"{subject}: {fallback or error.message}")]
 

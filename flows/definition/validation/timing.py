@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from flowdeck.definition.durations import format_seconds, parse_duration, wait_duration_seconds
 from flowdeck.definition.model import DEFAULT_SYNC_TIMEOUT, DEFAULT_TIMEOUT
+from flowdeck.definition.validation.places import _last_index
 from flowdeck.definition.validation.walk import _CheckerBase, _StepInfo
 from flowdeck.definition.yaml_source import DataPath
 
@@ -73,7 +74,7 @@ class _TimingChecks(_CheckerBase):
     def _check_trigger(
         self, trigger: dict[str, Any], path: DataPath, input_validator: Draft202012Validator | None
     ) -> None:
-        label = f"trigger {path[-1] + 1}"
+        label = f"trigger {_last_index(path) + 1}"
         cron = trigger.get("cron")
         if isinstance(cron, str) and cron.strip() and not _cron_is_valid(cron):
             self.error(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flowdeck.definition.validation.places import _step_label
+from flowdeck.definition.validation.places import _last_index, _step_label
 from flowdeck.definition.validation.report import CheckedFile
 from flowdeck.definition.yaml_source import DataPath, YamlDocument
 
@@ -21,7 +21,7 @@ class _StepInfo:
 
     @property
     def label(self) -> str:
-        return _step_label(self.data, self.path[-1])
+        return _step_label(self.data, _last_index(self.path))
 
 
 

@@ -72,8 +72,9 @@ def _resolve(uses: str) -> Callable[..., Any]:
         raise StepError(f"action {uses}: module '{module_name}' has no attribute '{attribute}'")
     if not callable(function):
         raise StepError(f"action {uses}: '{attribute}' in '{module_name}' is not a function")
-    _resolved[uses] = function
-    return function
+    action: Callable[..., Any] = function
+    _resolved[uses] = action
+    return action
 
 
 def _is_signature_mismatch(function: Callable[..., Any], arguments: dict[str, Any]) -> bool:
