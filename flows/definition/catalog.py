@@ -13,12 +13,12 @@ CLI and TUI, not the API or triggers).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flowdeck.definition.durations import parse_duration, wait_duration_seconds
+from flowdeck import settings
 from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
 from flowdeck.definition.model import (
     DEFAULT_CODE_TIMEOUT,
@@ -185,8 +185,8 @@ def _version_number(version: str | int) -> int | None:
 
 
 def default_definitions_dir() -> Path:
-    """`$FLOWDECK_DEFINITIONS`, else `./definitions`."""
-    return Path(os.environ.get(DEFINITIONS_ENV) or "definitions")
+    """`$FLOWDECK_DEFINITIONS`, else `./definitions` (read by `flowdeck.settings`)."""
+    return settings.definitions_dir()
 
 
 def load_catalog(directory: str | Path | None = None) -> Catalog:
