@@ -24,22 +24,10 @@ if TYPE_CHECKING:
     from flowdeck.definition import expressions
     from flowdeck.definition.catalog import Catalog, default_definitions_dir, load_catalog
     from flowdeck.definition.durations import format_seconds, parse_duration, wait_duration_seconds
-    from flowdeck.definition.model import (
-        ActionStep,
-        CodeStep,
-        ConditionStep,
-        FailStep,
-        HttpStep,
-        NoteStep,
-        OutputStep,
-        Step,
-        WaitStep,
-        WorkflowCallStep,
-        WorkflowDefinition,
-    )
+    from flowdeck.definition.model import ConditionStep, Step, WaitStep, WorkflowDefinition
     from flowdeck.definition.validation import Problem, validate_paths
 
-# name -> the module that defines it (a module of this package for `expressions`)
+# name -> the module that defines it (the step types not listed live in `model`)
 _HOMES = {
     "expressions": "flowdeck.definition.expressions",
     "Catalog": "flowdeck.definition.catalog",
@@ -48,16 +36,9 @@ _HOMES = {
     "format_seconds": "flowdeck.definition.durations",
     "parse_duration": "flowdeck.definition.durations",
     "wait_duration_seconds": "flowdeck.definition.durations",
-    "ActionStep": "flowdeck.definition.model",
-    "CodeStep": "flowdeck.definition.model",
     "ConditionStep": "flowdeck.definition.model",
-    "FailStep": "flowdeck.definition.model",
-    "HttpStep": "flowdeck.definition.model",
-    "NoteStep": "flowdeck.definition.model",
-    "OutputStep": "flowdeck.definition.model",
     "Step": "flowdeck.definition.model",
     "WaitStep": "flowdeck.definition.model",
-    "WorkflowCallStep": "flowdeck.definition.model",
     "WorkflowDefinition": "flowdeck.definition.model",
     "Problem": "flowdeck.definition.validation",
     "validate_paths": "flowdeck.definition.validation",
@@ -71,16 +52,9 @@ __all__ = [
     "format_seconds",
     "parse_duration",
     "wait_duration_seconds",
-    "ActionStep",
-    "CodeStep",
     "ConditionStep",
-    "FailStep",
-    "HttpStep",
-    "NoteStep",
-    "OutputStep",
     "Step",
     "WaitStep",
-    "WorkflowCallStep",
     "WorkflowDefinition",
     "Problem",
     "validate_paths",
