@@ -91,6 +91,16 @@ steps:
 
 VALID_TEST = TEST_MODELINE + (ROOT / "tests" / "fixtures_tests" / "lookup_contact.test.yaml").read_text().split("\n", 1)[1]
 
+# The cursor goes on the last line, in the http step's mapping.
+COMPLETE = MODELINE + """\
+id: complete
+version: 1
+steps:
+  - id: fetch
+    type: http
+    url: "https://example.com"
+    """
+
 BROKEN_TEST = TEST_MODELINE + """\
 workflow: lookup_contact
 cases:
@@ -266,7 +276,7 @@ def workspace(tmp_path_factory) -> Path:
     (root / "definitions").mkdir()
     for name, text in {
         "valid.yaml": VALID, "broken.yaml": BROKEN,
-        "valid.test.yaml": VALID_TEST, "broken.test.yaml": BROKEN_TEST,
+        "valid.test.yaml": VALID_TEST, "broken.test.yaml": BROKEN_TEST, "complete.yaml": COMPLETE,
     }.items():
         (root / "definitions" / name).write_text(text)
     return root
@@ -283,6 +293,7 @@ def server(workspace):
         "capabilities": {
             "textDocument": {
                 "hover": {"contentFormat": ["markdown", "plaintext"]},
+                "completion": {"completionItem": {"documentationFormat": ["markdown", "plaintext"], "snippetSupport": True}},
                 "publishDiagnostics": {"relatedInformation": True},
                 "synchronization": {"didSave": True},
             },
@@ -378,3 +389,21 @@ def test_a_broken_test_file_has_diagnostics(server, workspace):
         _diagnostic(BROKEN_TEST, "error", "Property error is not allowed."),
         _diagnostic(BROKEN_TEST, "passed", 'Value is not accepted. Valid values: "success", "failed".'),
     ]), got
+
+
+def test_completion_in_an_http_step_offers_its_keys_with_their_help(server, workspace):
+    uri = _open(server, workspace, "complete.yaml")
+    server.diagnostics_of(uri)
+    lines = COMPLETE.split("\n")
+    result = server.request("textDocument/completion", {
+        "textDocument": {"uri": uri}, "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+    })
+    items = {item["label"]: item for item in (result["items"] if isinstance(result, dict) else result)}
+    assert {"method", "headers", "query", "body", "timeout", "fail_on_status", "name"} <= set(items), sorted(items)
+    assert "code" not in items and "url" not in items  # another step type's key; a key already there
+    method = items["method"]
+    if "documentation" not in method:
+        method = server.request("completionItem/resolve", method)
+    documentation = method["documentation"]
+    text = documentation["value"] if isinstance(documentation, dict) else documentation
+    assert "The HTTP method, upper case. Default: `GET`." in text, text
