@@ -10,7 +10,6 @@ import pytest
 
 from flowdeck.definition.catalog import load_catalog
 from flowdeck.definition.durations import format_seconds, parse_duration, wait_duration_seconds
-from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
 from flowdeck.definition.model import (
     ActionStep,
     CodeStep,
@@ -21,6 +20,7 @@ from flowdeck.definition.model import (
     WaitStep,
     WorkflowCallStep,
 )
+from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from flowdeck.errors import ExpressionError
 from flowdeck.definition.expressions import (
     check_syntax,
     check_template,
@@ -18,6 +17,7 @@ from flowdeck.definition.expressions import (
     render,
     template_expressions,
 )
+from flowdeck.errors import ExpressionError
 
 CTX = {
     "input": {

@@ -42,7 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
             self._send(200, json.dumps(echo).encode(), "application/json")
         elif parts.path == "/text":
-            self._send(200, "plain words".encode(), "text/plain; charset=utf-8")
+            self._send(200, b"plain words", "text/plain; charset=utf-8")
         elif parts.path == "/not-found":
             self._send(404, b'{"error": "no such contact"}', "application/json")
         elif parts.path == "/empty":

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowdeck.definition.durations import parse_duration, wait_duration_seconds
 from flowdeck import settings
-from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
+from flowdeck.definition.durations import parse_duration, wait_duration_seconds
 from flowdeck.definition.model import (
     DEFAULT_CODE_TIMEOUT,
     DEFAULT_HTTP_TIMEOUT,
@@ -48,6 +47,7 @@ from flowdeck.definition.validation import (  # validate_paths: re-exported for 
     validate_paths,
 )
 from flowdeck.definition.yaml_source import DataPath
+from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
 
 __all__ = [
     "DEFINITIONS_ENV",

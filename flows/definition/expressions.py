@@ -18,8 +18,9 @@ import copy
 import json
 import math
 import time
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import jsonata
 from jsonata.jsonata import Jsonata
@@ -399,7 +400,10 @@ def _source_of(compiled: Jsonata) -> str:
 
 # Attributes of a jsonata AST node that hold child nodes, and whether the context item
 # inside them is still the one of the node itself (False: they run per item).
-_SAME_CONTEXT = ("lhs", "lhs_object", "rhs", "rhs_object", "expression", "expressions", "arguments", "procedure", "body", "condition", "then", "_else", "expr")
+_SAME_CONTEXT = (
+    "lhs", "lhs_object", "rhs", "rhs_object", "expression", "expressions", "arguments", "procedure", "body",
+    "condition", "then", "_else", "expr",
+)
 _ITEM_CONTEXT = ("stages", "predicate", "group", "terms", "update", "delete", "pattern", "rhs_terms")
 
 

@@ -8,7 +8,7 @@ seconds, expressions parse, referenced steps exist.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeAlias
 
 Status = Literal["draft", "published", "live"]
 Mode = Literal["sync", "async"]
@@ -63,14 +63,14 @@ class CodeStep(StepBase):
 class Branch:
     name: str
     when: str
-    steps: tuple["Step", ...]
+    steps: tuple[Step, ...]
     source: SourceRef
 
 
 @dataclass(frozen=True)
 class ConditionStep(StepBase):
     branches: tuple[Branch, ...]
-    default: tuple["Step", ...] = ()
+    default: tuple[Step, ...] = ()
     type: Literal["condition"] = "condition"
 
 
@@ -114,17 +114,9 @@ class WorkflowCallStep(StepBase):
     type: Literal["workflow"] = "workflow"
 
 
-Step = Union[
-    HttpStep,
-    CodeStep,
-    ConditionStep,
-    WaitStep,
-    OutputStep,
-    FailStep,
-    NoteStep,
-    ActionStep,
-    WorkflowCallStep,
-]
+Step: TypeAlias = (
+    HttpStep | CodeStep | ConditionStep | WaitStep | OutputStep | FailStep | NoteStep | ActionStep | WorkflowCallStep
+)
 
 
 @dataclass(frozen=True)

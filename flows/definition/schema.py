@@ -8,7 +8,7 @@ that path, and packaging installs the same file as `flowdeck.schemas` (pyproject
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -17,7 +17,7 @@ __all__ = ["WORKFLOW_SCHEMA", "load_schema"]
 WORKFLOW_SCHEMA = "workflow.schema.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str = WORKFLOW_SCHEMA) -> dict[str, Any]:
     """The named schema of `flowdeck.schemas`, parsed once per process."""
     text = resources.files("flowdeck.schemas").joinpath(name).read_text(encoding="utf-8")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 import json
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
-from flowdeck.errors import InvalidInput, StepError
 from flowdeck.definition.model import WorkflowDefinition
+from flowdeck.errors import InvalidInput, StepError
 
 
 @lru_cache(maxsize=256)

@@ -8,14 +8,14 @@ finished (the journal that makes retries and resumes skip finished steps).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
 from flowdeck.definition import expressions
-from flowdeck.errors import FlowdeckError, StepError
 from flowdeck.definition.model import (
     ActionStep,
     CodeStep,
@@ -29,6 +29,7 @@ from flowdeck.definition.model import (
     WorkflowCallStep,
     WorkflowDefinition,
 )
+from flowdeck.errors import FlowdeckError, StepError
 from flowdeck.runtime.steps.action import run_action
 from flowdeck.runtime.steps.code import run_code
 from flowdeck.runtime.steps.http import run_http
@@ -70,7 +71,7 @@ class JournalEntry:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "JournalEntry":
+    def from_json(cls, data: dict[str, Any]) -> JournalEntry:
         return cls(**data)
 
 
@@ -104,7 +105,7 @@ class Hooks:
         """Return once `due_at` has passed (or raise to suspend / hand off)."""
         import asyncio
 
-        await asyncio.sleep(max(0.0, (due_at - datetime.now(timezone.utc)).total_seconds()))
+        await asyncio.sleep(max(0.0, (due_at - datetime.now(UTC)).total_seconds()))
 
 
 class _Ended(Exception):
@@ -268,9 +269,9 @@ class Run:
             started_at = datetime.fromisoformat(remembered.started_at or "")
             due_at = datetime.fromisoformat(remembered.due_at or "")
         else:
-            started_at = datetime.now(timezone.utc)
+            started_at = datetime.now(UTC)
             if step.duration is not None:
-                due_at = datetime.fromtimestamp(started_at.timestamp() + step.duration, timezone.utc)
+                due_at = datetime.fromtimestamp(started_at.timestamp() + step.duration, UTC)
             else:
                 due_at = _parse_time(expressions.evaluate(step.until or "", ctx), step)
         await self.hooks.wait(key, step, started_at, due_at)
@@ -347,5 +348,5 @@ def _parse_time(value: Any, step: WaitStep) -> datetime:
             f"wait step '{step.name}': `until` gave {value!r}, not an ISO-8601 time"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment

@@ -9,6 +9,7 @@ from flowdeck.definition.validation.places import _did_you_mean
 from flowdeck.definition.validation.report import CheckedFile
 from flowdeck.definition.validation.walk import _CheckerBase
 
+
 def check_across_files(files: list[CheckedFile]) -> None:
     """Checks that need the whole set: unique (id, version), one live version per id,
     and `workflow` steps that call a workflow and version that exist. Adds to each file."""

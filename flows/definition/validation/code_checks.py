@@ -40,13 +40,17 @@ class _CodeChecks(_CheckerBase):
                 if any(isinstance(target, ast.Name) and target.id == "run" for target in targets):
                     run = node
         if run is None:
-            self.error(path, f"the code of {step.label} does not define run(ctx); add `def run(ctx):` returning the output")
+            self.error(
+                path, f"the code of {step.label} does not define run(ctx); add `def run(ctx):` returning the output"
+            )
             return
         if isinstance(run, ast.AsyncFunctionDef):
             self._code_error(path, run, f"run in {step.label} is async; write `def run(ctx):`")
             return
         if isinstance(run, ast.FunctionDef) and not _accepts_one_argument(run.args):
-            self._code_error(path, run, f"run in {step.label} must take exactly one argument, the context: `def run(ctx):`")
+            self._code_error(
+                path, run, f"run in {step.label} must take exactly one argument, the context: `def run(ctx):`"
+            )
 
     def _code_error(self, path: DataPath, node: ast.AST, message: str) -> None:
         line = getattr(node, "lineno", 1)
@@ -78,7 +82,7 @@ def _accepts_one_argument(arguments: ast.arguments) -> bool:
     positional = arguments.posonlyargs + arguments.args
     required = len(positional) - len(arguments.defaults)
     required_keyword_only = [
-        arg for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults) if default is None
+        arg for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True) if default is None
     ]
     if required_keyword_only or required > 1:
         return False

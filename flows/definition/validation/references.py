@@ -197,7 +197,7 @@ class _ReferenceChecks(_CheckerBase):
         if target.path == reader.path:
             return "its own output, which does not exist while it runs"
         common: DataPath = ()
-        for mine, theirs in zip(reader.path, target.path):
+        for mine, theirs in zip(reader.path, target.path, strict=False):  # paths differ in length
             if mine != theirs:
                 break
             common += (mine,)

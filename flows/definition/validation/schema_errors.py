@@ -26,6 +26,7 @@ from flowdeck.definition.validation.places import (
 from flowdeck.definition.validation.report import Problem
 from flowdeck.definition.yaml_source import Position, YamlDocument
 
+
 @lru_cache(maxsize=1)
 def schema_validator() -> Draft202012Validator:
     """The compiled validator for `schemas/workflow.schema.json`, built once per process."""
@@ -130,7 +131,8 @@ def _translate(
         choices = ", ".join(str(option) for option in options)
         hint = _did_you_mean(value, [str(option) for option in options]) if isinstance(value, str) else ""
         if path and path[-1] == "type" and _is_step(path[:-1]):
-            return [(position, f"unknown step type {_show(value)} in {_describe(data, path[:-1])}{hint}; use one of {choices}")]
+            where = _describe(data, path[:-1])
+            return [(position, f"unknown step type {_show(value)} in {where}{hint}; use one of {choices}")]
         return [(position, f"{subject} must be {'one of ' if len(options) > 1 else ''}{choices}{got}{hint}")]
     if fallback and kind in ("type", "pattern", "minimum", "oneOf", "anyOf", "not"):
         return [(position, f"{subject}: {fallback}{got}")]

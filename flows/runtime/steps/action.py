@@ -12,7 +12,8 @@ import importlib
 import inspect
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flowdeck.errors import StepError
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from flowdeck.errors import StepError
 from flowdeck.definition.model import DEFAULT_HTTP_TIMEOUT
+from flowdeck.errors import StepError
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # a response is kept in the context: keep it bounded
 _ERROR_BODY_CHARS = 200
@@ -140,7 +140,9 @@ def _request_body(body: Any, headers: dict[str, str]) -> tuple[str | None, Any]:
 async def _read_bounded(response: httpx.Response, where: str) -> bytes:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise StepError(f"HTTP {where}: the response is {int(declared):,} bytes, more than the {MAX_RESPONSE_BYTES:,} allowed")
+        raise StepError(
+            f"HTTP {where}: the response is {int(declared):,} bytes, more than the {MAX_RESPONSE_BYTES:,} allowed"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
