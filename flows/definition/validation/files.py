@@ -13,11 +13,15 @@ from flowdeck.definition.validation.report import DEFINITION_SUFFIXES, CheckedFi
 from flowdeck.definition.validation.schema_errors import _schema_problems
 from flowdeck.definition.yaml_source import Position, YamlSyntaxError, parse_yaml
 
+# Workflow tests (`flowdeck test`, flowdeck.authoring): YAML too, never workflow versions.
+TEST_FILE_SUFFIXES = (".test.yaml", ".test.yml")
+
 
 def find_definition_files(paths: Iterable[str | Path]) -> list[Path]:
     """Definition files under `paths` (files as given, directories searched recursively).
 
-    Hidden directories (`.git`, `.venv`) are skipped; the result is sorted and unique.
+    Hidden directories (`.git`, `.venv`) and test files (`*.test.yaml`) are skipped; the
+    result is sorted and unique.
     """
     found: dict[str, Path] = {}
     for given in paths:
@@ -27,9 +31,10 @@ def find_definition_files(paths: Iterable[str | Path]) -> list[Path]:
                 relative = candidate.relative_to(path).parts
                 if any(part.startswith(".") for part in relative[:-1]):
                     continue
-                if candidate.suffix in DEFINITION_SUFFIXES and candidate.is_file():
+                if candidate.suffix in DEFINITION_SUFFIXES and not candidate.name.endswith(TEST_FILE_SUFFIXES) \
+                        and candidate.is_file():
                     found.setdefault(os.path.normpath(candidate), candidate)
-        else:
+        elif not path.name.endswith(TEST_FILE_SUFFIXES):
             found.setdefault(os.path.normpath(path), path)
     return [found[key] for key in sorted(found)]
 
