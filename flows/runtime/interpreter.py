@@ -41,7 +41,7 @@ class Outcome:
 
     status: str
     output: dict[str, Any] | None = None
-    error: dict[str, str] | None = None
+    error: dict[str, str | None] | None = None  # {step_name (None: not in a step), message}
     retryable: bool = False  # a step error (retried per policy), not a `fail` step
 
     def record(self) -> dict[str, Any]:
@@ -189,6 +189,7 @@ class Run:
                 await self.hooks.step_finished(key, step, ended.outcome.output)
             else:
                 message = (ended.outcome.error or {}).get("message", "failed")
+                message = "failed" if message is None else message
                 await self.hooks.step_failed(key, step, message)
             raise
         except StepError as error:
