@@ -243,3 +243,20 @@ def test_a_warm_call_is_fast():
     assert run("def run(ctx):\n    return 1\n") == 1
     elapsed = time.perf_counter() - started
     assert elapsed < 0.5, f"{elapsed * 1000:.1f} ms for a warm call"  # ~3-5 ms when quiet
+
+
+def test_the_sandbox_child_imports_only_the_standard_library():
+    """The child program starts in milliseconds: no flowdeck, no Prefect, not even typing."""
+    import subprocess
+    import sys
+
+    from flowdeck.runtime.sandbox.host import CHILD_PROGRAM
+
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-X", "importtime", CHILD_PROGRAM],
+        input=b"", capture_output=True, timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
+    assert "resource" in loaded and "json" in loaded, loaded
+    assert not {name for name in loaded if name.split(".")[0] in ("flowdeck", "prefect", "typing", "asyncio")}, loaded
