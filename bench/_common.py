@@ -9,29 +9,22 @@ the machine is shared and noisy, so ratios matter more than absolute times.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from flowdeck.local.spawn import flowdeck_command, free_port, spawn
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def private_environment() -> str:
     """Point this process at a fresh local server; call before importing prefect."""
     os.environ["FLOWDECK_HOME"] = tempfile.mkdtemp(prefix="flowdeck-bench-")
-    os.environ["FLOWDECK_SERVER_PORT"] = str(_free_port())
+    os.environ["FLOWDECK_SERVER_PORT"] = str(free_port())
     os.environ["FLOWDECK_DEFINITIONS"] = str(DEFINITIONS)
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.pop("PREFECT_HOME", None)
@@ -49,18 +42,10 @@ def stop_server() -> None:
 class Worker:
     def __init__(self, concurrency: int = 100) -> None:
         self.log = Path(os.environ["FLOWDECK_HOME"]) / f"worker-{time.monotonic_ns()}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flowdeck", "worker", "--concurrency", str(concurrency)],
-            stdout=open(self.log, "wb"),
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while b"serving" not in self.log.read_bytes():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start: {self.log.read_text()}")
-            time.sleep(0.1)
+        command = flowdeck_command("worker", "--concurrency", str(concurrency))
+        spawned = spawn(command, self.log, cwd=ROOT, fresh_log=True)
+        self.process = spawned.process
+        spawned.wait_ready(spawned.says(b"serving"), 120)
 
     def stop(self) -> None:
         if self.process.poll() is None:

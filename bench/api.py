@@ -14,26 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from flowdeck.local.spawn import answers, flowdeck_command, free_port, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFINITIONS = ROOT / "tests" / "api_definitions"
 TOKEN = "bench-token"
 CONCURRENT = 200
 SEQUENTIAL = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -43,7 +36,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def _private_environment() -> None:
     os.environ["FLOWDECK_HOME"] = tempfile.mkdtemp(prefix="flowdeck-bench-api-")
-    os.environ["FLOWDECK_SERVER_PORT"] = str(_free_port())
+    os.environ["FLOWDECK_SERVER_PORT"] = str(free_port())
     os.environ.pop("PREFECT_API_URL", None)
     os.environ["FLOWDECK_DEFINITIONS"] = str(DEFINITIONS)
 
@@ -71,7 +64,8 @@ async def _over_http(url: str) -> dict[str, Any]:
 
         async def sync_call(n: int) -> tuple[float, int]:
             began = time.perf_counter()
-            response = await client.post("/workflow/workflow-executions", json={"workflow_id": "five_steps", "input_data": {"n": n}})
+            body = {"workflow_id": "five_steps", "input_data": {"n": n}}
+            response = await client.post("/workflow/workflow-executions", json=body)
             ok = response.status_code == 200 and response.json()["output"]["doubled"] == 2 * n
             return (time.perf_counter() - began) * 1000, 0 if ok else 1
 
@@ -84,7 +78,8 @@ async def _over_http(url: str) -> dict[str, Any]:
         await asyncio.sleep(5)
 
         async def submit(n: int) -> int:
-            response = await client.post("/workflow/workflow-executions/async", json={"workflow_id": "five_steps", "input_data": {"n": n}})
+            body = {"workflow_id": "five_steps", "input_data": {"n": n}}
+            response = await client.post("/workflow/workflow-executions/async", json=body)
             return 0 if response.status_code == 202 else 1
 
         began = time.perf_counter()
@@ -117,26 +112,14 @@ def main() -> dict[str, Any]:
     from flowdeck.local import prefect_server
 
     prefect_server.configure_environment()
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, FLOWDECK_API_TOKENS=TOKEN)
-    log = open(Path(os.environ["FLOWDECK_HOME"]) / "api.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flowdeck", "api", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-    )
+    log = Path(os.environ["FLOWDECK_HOME"]) / "api.log"
+    spawned = spawn(flowdeck_command("api", "--port", str(port)), log, env=env, cwd=ROOT, fresh_log=True)
+    server = spawned.process
     url = f"http://127.0.0.1:{port}"
     try:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"flowdeck api did not start; see {log.name}")
-            time.sleep(0.2)
+        spawned.wait_ready(lambda: answers(f"{url}/healthz"), 60, interval=0.2)
         result: dict[str, Any] = {"workflow": "five_steps (5 steps, no I/O)"}
         result["inprocess_sync_p50_ms"] = asyncio.run(_inprocess_p50())
         result.update(asyncio.run(_over_http(url)))
@@ -145,7 +128,6 @@ def main() -> dict[str, Any]:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        log.close()
         prefect_server.stop()
 
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from _common import ROOT, Worker, machine, ms, p50, percentile, private_environment, stop_server
@@ -58,7 +58,8 @@ async def _wait_done(engine: Any, execution_ids: list[str], timeout: float = 300
     runs = []
     ids = [flow_run_id_for(e) for e in execution_ids]
     for start in range(0, len(ids), 200):
-        runs += await engine.api.read_flow_runs({"flow_runs": {"id": {"any_": [str(i) for i in ids[start:start + 200]]}}, "limit": 200})
+        page = [str(i) for i in ids[start:start + 200]]
+        runs += await engine.api.read_flow_runs({"flow_runs": {"id": {"any_": page}}, "limit": 200})
     return runs
 
 
@@ -73,8 +74,8 @@ async def _first_step_start(engine: Any, flow_run_id: Any, step: str) -> datetim
 
 
 async def _measure() -> dict[str, Any]:
-    from flowdeck.store.recording import flow_run_id_for
     from flowdeck.execution.service import Flowdeck
+    from flowdeck.store.recording import flow_run_id_for
 
     engine = Flowdeck.open()
     submit_ms: list[float] = []
@@ -82,7 +83,7 @@ async def _measure() -> dict[str, Any]:
     e2e_ms: list[float] = []
 
     for index in range(SINGLE_RUNS + 3):
-        submitted_at = datetime.now(timezone.utc)
+        submitted_at = datetime.now(UTC)
         started = time.perf_counter()
         body = await engine.submit("bench_three", "latest", {"n": index})
         elapsed = time.perf_counter() - started
@@ -168,7 +169,7 @@ async def _serve_measure() -> float:
                 await asyncio.sleep(0.5)
         samples: list[float] = []
         for _ in range(SERVE_RUNS):
-            submitted_at = datetime.now(timezone.utc)
+            submitted_at = datetime.now(UTC)
             flow_run = await run_deployment("serve-baseline/baseline", timeout=0)
             for _ in range(600):
                 run = await client.read_flow_run(flow_run.id)

@@ -11,7 +11,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
-    available = sorted(p.stem for p in HERE.glob("*.py") if p.stem not in ("run", "__init__") and not p.stem.startswith("_"))
+    available = sorted(
+        p.stem for p in HERE.glob("*.py") if p.stem not in ("run", "__init__") and not p.stem.startswith("_")
+    )
     if len(argv) != 1 or argv[0] not in available:
         print(f"usage: python bench/run.py {{{'|'.join(available)}}}", file=sys.stderr)
         return 2

@@ -30,9 +30,9 @@ def main() -> dict[str, Any]:
 async def _measure() -> dict[str, Any]:
     from prefect import flow, task
 
+    from flowdeck.execution.service import Flowdeck
     from flowdeck.runtime.interpreter import Run
     from flowdeck.store.recording import flush_events
-    from flowdeck.execution.service import Flowdeck
 
     @task
     def step(value: int) -> int:

@@ -87,3 +87,23 @@ def worker_overrides() -> dict[str, float]:
         if value:
             found[name] = float(value)
     return found
+
+
+# Variables that a CLI option also takes its default from (typer reads them by name) or that
+# flowdeck sets for a process it starts.
+DEFINITIONS_VARIABLE = "FLOWDECK_DEFINITIONS"
+DATABASE_URL_VARIABLE = "FLOWDECK_DATABASE_URL"
+REDIS_URL_VARIABLE = "FLOWDECK_REDIS_URL"
+API_PROCESSES_VARIABLE = "FLOWDECK_SERVER_API_PROCESSES"
+API_TOKENS_VARIABLE = "FLOWDECK_API_TOKENS"
+
+
+def api_tokens() -> list[str]:
+    """FLOWDECK_API_TOKENS: bearer tokens of `flowdeck api`, comma-separated (blanks included;
+    the API also reads $FLOWDECK_HOME/api_tokens)."""
+    return [part.strip() for part in (os.environ.get(API_TOKENS_VARIABLE) or "").split(",")]
+
+
+def api_batch_concurrency() -> int:
+    """FLOWDECK_API_BATCH_CONCURRENCY: starts in flight at once for one batch request (4)."""
+    return max(1, int(os.environ.get("FLOWDECK_API_BATCH_CONCURRENCY") or 4))

@@ -10,29 +10,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from support.paths import ROOT, TEST_HOME
 
+from flowdeck.local.spawn import flowdeck_command, free_port, spawn
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_free_port = free_port  # (tests/test_result_storage_reads.py imports it under this name)
 
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_HOME = Path(tempfile.mkdtemp(prefix="flowdeck-test-"))
 os.environ["FLOWDECK_HOME"] = str(TEST_HOME)
-os.environ["FLOWDECK_SERVER_PORT"] = os.environ.get("FLOWDECK_TEST_SERVER_PORT") or str(_free_port())
+os.environ["FLOWDECK_SERVER_PORT"] = os.environ.get("FLOWDECK_TEST_SERVER_PORT") or str(free_port())
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_HOME", None)
 os.environ["FLOWDECK_DEFINITIONS"] = str(ROOT / "definitions")
@@ -44,11 +39,33 @@ os.environ.setdefault("FLOWDECK_WORKER_POLL_INTERVAL", "1")
 # does in production (a suspended run is armed again only when it falls within this window).
 os.environ.setdefault("FLOWDECK_WORKER_LOOKAHEAD", "2")
 
-from flowdeck.local import prefect_server
+from flowdeck.local import prefect_server  # noqa: E402
 from flowdeck.local.daemons import terminate_group  # noqa: E402
 
 prefect_server.base_environment()
 os.environ["PREFECT_API_URL"] = prefect_server.local_api_url()
+
+
+# Tests by cost. `pytest -m fast` runs the fast layer alone: no Prefect server, seconds.
+#   fast         uses none of SERVER_FIXTURES (nothing in it starts a Prefect server)
+#   integration  uses the suite's Prefect server (and the workers, API processes on it)
+#   scale        tests/scale: PostgreSQL, Redis, many processes
+SERVER_FIXTURES = frozenset({"prefect_api", "start_worker", "api", "cluster", "cluster_with_own_redis"})
+LAYERS = ("fast", "integration", "scale")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test gets exactly one layer marker, unless it declares one itself."""
+    scale_dir = ROOT / "tests" / "scale"
+    for item in items:
+        if any(item.get_closest_marker(layer) for layer in LAYERS):
+            continue
+        if scale_dir in Path(item.path).parents:
+            item.add_marker(pytest.mark.scale)
+        elif SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture(scope="session")
@@ -144,23 +161,9 @@ class WorkerProcess:
         env.update(extra_env or {})
         env["FLOWDECK_DEFINITIONS"] = str(definitions)
         self.log_path = TEST_HOME / f"worker-{time.monotonic_ns()}.log"
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flowdeck", "worker"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if b"serving" in self.log_path.read_bytes():
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_path.read_text()}")
-            time.sleep(0.1)
-        raise RuntimeError(f"worker did not start: {self.log_path.read_text()}")
+        self.spawned = spawn(flowdeck_command("worker"), self.log_path, env=env, cwd=ROOT, fresh_log=True)
+        self.process = self.spawned.process
+        self.spawned.wait_ready(self.spawned.says(b"serving"), 90)
 
     def kill(self) -> None:
         """kill -9: no clean-up, exactly like a crash."""
@@ -171,7 +174,6 @@ class WorkerProcess:
     def stop(self) -> None:
         if self.process.poll() is None:
             terminate_group(self.process.pid)
-        self.log.close()
 
 
 @pytest.fixture
@@ -188,7 +190,9 @@ def start_worker(prefect_api: str) -> Iterator[Any]:
         worker.stop()
 
 
-def run_cli(*args: str, input_text: str | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, input_text: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run `flowdeck ...` as a user would, in a subprocess."""
     full_env = dict(os.environ)
     full_env.update(env or {})

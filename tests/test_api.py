@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import run_cli
-from test_api_support import AUTH, TOKEN, ApiServer, api, count_flow_runs  # noqa: F401  (fixture)
+from support.api import AUTH, TOKEN, ApiServer, api, count_flow_runs  # noqa: F401  (fixture)
 
 EXECUTIONS = "/workflow/workflow-executions"
 

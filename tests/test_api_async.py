@@ -10,7 +10,7 @@ from uuid import UUID
 
 import httpx
 
-from test_api_support import API_DEFINITIONS, ApiServer, api, count_flow_runs, wait_for_status  # noqa: F401
+from support.api import API_DEFINITIONS, ApiServer, api, count_flow_runs, wait_for_status  # noqa: F401
 
 EXECUTIONS = "/workflow/workflow-executions"
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from test_api_support import AUTH, ApiServer, api  # noqa: F401  (fixture)
+from support.api import AUTH, ApiServer, api  # noqa: F401  (fixture)
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

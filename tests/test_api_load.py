@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from test_api_support import AUTH, ApiServer, api  # noqa: F401  (fixture)
+from support.api import AUTH, ApiServer, api  # noqa: F401  (fixture)
 
 CALLS = 200
 

@@ -16,17 +16,14 @@ import logging
 import os
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-import httpx
-
-from flowdeck.local import daemons
 from flowdeck import settings
 from flowdeck.errors import ConfigurationError, PrefectUnavailable
+from flowdeck.local import daemons, spawn
 
 START_TIMEOUT = 60.0
 
@@ -53,11 +50,7 @@ def _log_file() -> Path:
 
 
 def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
-    try:
-        response = httpx.get(f"{api_url}/health", timeout=timeout)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
+    return spawn.answers(f"{api_url}/health", timeout)
 
 
 def configure_environment() -> str:
@@ -118,11 +111,11 @@ class Topology:
     api_processes: int = 1
 
     @classmethod
-    def from_env(cls) -> "Topology":
+    def from_env(cls) -> Topology:
         return cls(settings.database_url(), settings.redis_url(), settings.api_processes())
 
     @classmethod
-    def remembered(cls) -> "Topology":
+    def remembered(cls) -> Topology:
         """The topology the server was last started with (so a server that died comes back
         on the same database), else the environment's."""
         try:
@@ -183,19 +176,8 @@ def _services_pid_file() -> Path:
     return settings.home() / "server-services.pid"
 
 
-def _spawn(command: list[str], env: dict[str, str], pid_file: Path) -> subprocess.Popen[bytes]:
-    with open(_log_file(), "ab") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-m", *command],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=settings.home(),
-            start_new_session=True,  # survives the command that started it
-        )
-    pid_file.write_text(str(process.pid))
-    return process
+def _spawn(command: list[str], env: dict[str, str], pid_file: Path) -> spawn.Spawned:
+    return spawn.spawn(spawn.python_module(*command), _log_file(), env=env, cwd=settings.home(), pid_file=pid_file)
 
 
 def _run_once(arguments: list[str], env: dict[str, str], failure: str) -> None:
@@ -275,23 +257,21 @@ def start(topology: Topology | None = None) -> ServerStatus:
             # task-run recorder and the rest run once, here.
             services = _spawn(["prefect", "server", "services", "start"], env, _services_pid_file())
         process = _spawn(command, env, _pid_file())
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            for started in filter(None, (process, services)):
-                if started.poll() is not None:
-                    stop()
-                    raise PrefectUnavailable(
-                        f"the local Prefect server exited with code {started.returncode}; "
-                        f"see {_log_file()}"
-                    )
-            if is_healthy(api_url, timeout=1.0):
-                return status()
-            time.sleep(0.2)
-        stop()
-        raise PrefectUnavailable(
-            f"the local Prefect server did not answer at {api_url} within "
-            f"{START_TIMEOUT:.0f} s; see {_log_file()}"
-        )
+        try:
+            process.wait_ready(
+                lambda: is_healthy(api_url, timeout=1.0), START_TIMEOUT, interval=0.2, also=filter(None, (services,))
+            )
+        except spawn.StartError as error:
+            stop()
+            if error.returncode is not None:
+                raise PrefectUnavailable(
+                    f"the local Prefect server exited with code {error.returncode}; see {_log_file()}"
+                ) from None
+            raise PrefectUnavailable(
+                f"the local Prefect server did not answer at {api_url} within "
+                f"{START_TIMEOUT:.0f} s; see {_log_file()}"
+            ) from None
+        return status()
 
 
 def server_tuning() -> dict[str, str]:

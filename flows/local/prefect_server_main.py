@@ -12,8 +12,9 @@ PostgreSQL servers are untouched (they are started by Prefect's own command).
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncGenerator
+from typing import Any
 
 
 def _patch_sqlite_transactions() -> None:

@@ -15,16 +15,12 @@ Nothing here imports prefect.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowdeck.local import daemons
-from flowdeck.local import prefect_server
 from flowdeck import settings
 from flowdeck.errors import PrefectUnavailable
+from flowdeck.local import daemons, prefect_server, spawn
 
 __all__ = ["Services", "WorkerStatus", "ensure", "stop", "stop_worker", "status", "worker_status"]
 
@@ -75,33 +71,22 @@ def start_worker(definitions: str | Path | None = None) -> tuple[WorkerStatus, b
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if definitions is not None:
-        env["FLOWDECK_DEFINITIONS"] = str(Path(definitions).resolve())
+        env[settings.DEFINITIONS_VARIABLE] = str(Path(definitions).resolve())
     else:
-        env["FLOWDECK_DEFINITIONS"] = str(settings.definitions_dir().resolve())
-    log = open(_log_file(), "ab")
-    offset = log.tell()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flowdeck", "worker"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=Path.cwd(),
-        start_new_session=True,  # survives the dashboard
-    )
-    log.close()
-    _pid_file().write_text(str(process.pid))
-    deadline = time.monotonic() + WORKER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        with open(_log_file(), "rb") as read:
-            read.seek(offset)
-            if b"serving" in read.read():
-                return worker_status(), True
-        if process.poll() is not None:
-            _pid_file().unlink(missing_ok=True)
-            raise PrefectUnavailable(f"the flowdeck worker exited with code {process.returncode}; see {_log_file()}")
-        time.sleep(0.2)
-    return worker_status(), True  # still starting; it keeps going in the background
+        env[settings.DEFINITIONS_VARIABLE] = str(settings.definitions_dir().resolve())
+    worker = spawn.spawn(
+        spawn.flowdeck_command("worker"), _log_file(), env=env, cwd=Path.cwd(), pid_file=_pid_file()
+    )  # a session of its own: survives the dashboard
+    try:
+        worker.wait_ready(worker.says(b"serving"), WORKER_START_TIMEOUT, interval=0.2)
+    except spawn.StartError as error:
+        if error.returncode is None:
+            return worker_status(), True  # still starting; it keeps going in the background
+        _pid_file().unlink(missing_ok=True)
+        raise PrefectUnavailable(
+            f"the flowdeck worker exited with code {error.returncode}; see {_log_file()}"
+        ) from None
+    return worker_status(), True
 
 
 def stop_worker(timeout: float = 20.0) -> bool:

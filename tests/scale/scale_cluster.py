@@ -26,7 +26,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from flowdeck.local.spawn import flowdeck_command, free_port, spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"
@@ -70,12 +71,6 @@ def report(name: str, figures: dict[str, Any]) -> None:
     (directory / f"{name}.json").write_text(json.dumps(figures, indent=2))
     print(f"\n{name}: {json.dumps(figures, indent=2)}")
 
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def group_members(pid: int) -> Iterator[int]:
@@ -121,7 +116,7 @@ class EffectServer:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                arrived = datetime.now(timezone.utc)
+                arrived = datetime.now(UTC)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 key = (body.get("execution"), body.get("step"))
                 with server.lock:
@@ -167,18 +162,10 @@ class Process:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120) -> "Process":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "flowdeck", *self.command],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while self.ready_marker not in self.log_path.read_bytes():
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+    def start(self, timeout: float = 120) -> Process:
+        spawned = spawn(flowdeck_command(*self.command), self.log_path, env=self.env, cwd=ROOT, name=self.name)
+        self.popen = spawned.process
+        spawned.wait_ready(spawned.says(self.ready_marker), timeout)
         return self
 
     @property
@@ -225,26 +212,23 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> "RedisServer":
+    def start(self, timeout: float = 30) -> RedisServer:
         import redis
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log = open(self.directory / "redis.log", "ab")
-        self.popen = subprocess.Popen(
+        def answers() -> bool:
+            try:
+                return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
+            except redis.exceptions.RedisError:
+                return False
+
+        spawned = spawn(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.directory / "redis.log",
         )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                redis.Redis.from_url(self.url, socket_timeout=1).ping()
-                return self
-            except redis.exceptions.RedisError:
-                if self.popen.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: {(self.directory / 'redis.log').read_text()[-2000:]}")
-                time.sleep(0.1)
+        self.popen = spawned.process
+        spawned.wait_ready(answers, timeout)
+        return self
 
     def kill(self) -> None:
         if self.popen and self.popen.poll() is None:
@@ -299,7 +283,7 @@ class Cluster:
         return env
 
     # server ------------------------------------------------------------------------
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         if self.database is None:
             self.start_server()
             return self
@@ -364,7 +348,7 @@ class Cluster:
 
     def memory(self) -> dict[str, float]:
         found = {p.name: p.rss_mb() for p in self.workers + self.apis if p.popen and p.popen.poll() is None}
-        for label, pid in zip(("prefect-server", "prefect-services"), self.server_pids()):
+        for label, pid in zip(("prefect-server", "prefect-services"), self.server_pids(), strict=False):
             found[label] = group_rss_mb(pid)
         return found
 

@@ -1,34 +1,27 @@
 """`flowdeck api` as a real subprocess on 127.0.0.1, shared by the tests/test_api*.py modules.
 
-No tests here: the fixture `api` starts the server once per module with a known token and
+The fixture `api` starts the server once per module with a known token and
 the definitions under tests/api_definitions, against the suite's Prefect server.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from conftest import ROOT, TEST_HOME
 from flowdeck.local.daemons import terminate_group
+from flowdeck.local.spawn import answers, flowdeck_command, free_port, spawn
+from support.paths import ROOT, TEST_HOME
 
 API_DEFINITIONS = ROOT / "tests" / "api_definitions"
 TOKEN = "test-token-0f9e8d7c6b5a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ApiServer:
@@ -39,38 +32,21 @@ class ApiServer:
         env.update({"FLOWDECK_API_TOKENS": TOKEN, "FLOWDECK_DEFINITIONS": str(definitions)})
         env.update(extra_env or {})
         self.log_path = TEST_HOME / f"api-{self.port}.log"
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flowdeck", "api", "--port", str(self.port)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
+        self.spawned = spawn(
+            flowdeck_command("api", "--port", str(self.port)), self.log_path, env=env, cwd=ROOT, fresh_log=True
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"flowdeck api exited: {self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"flowdeck api did not start: {self.log_path.read_text()}")
+        self.process = self.spawned.process
+        self.spawned.wait_ready(lambda: answers(f"{self.url}/healthz"), 60, interval=0.2)
 
     def client(self, timeout: float = 60, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=AUTH, timeout=timeout, **kwargs)
 
     def logs(self) -> str:
-        self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.process.poll() is None:
             terminate_group(self.process.pid)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
