@@ -1,17 +1,28 @@
 """Errors flowdeck raises, each carrying a message a person can act on.
 
-    FlowdeckError                  base of everything below; str() is the user-facing message
-    ├── DefinitionError            definitions failed validation (carries the problems)
-    ├── NotFound                   something named does not exist (exit 2 / HTTP 404)
-    │   ├── UnknownWorkflow
-    │   ├── UnknownVersion
-    │   └── UnknownExecution
-    ├── InvalidInput               input_data does not satisfy the input schema (exit 2 / 422)
-    ├── NotRunnable                e.g. a draft asked for through the API or a trigger
-    ├── AlreadyEnded               cancelling an execution that has ended (HTTP 409)
-    ├── PrefectUnavailable         the Prefect API cannot be reached
-    ├── StepError                  a step failed; the execution fails with this message
-    └── ExpressionError            a JSONata template failed to parse or evaluate (a StepError)
+Each class says how the surfaces answer it: `exit_code` (the `flowdeck` command), `http_status`
+and `code` (the HTTP API's error envelope). A subclass inherits what it does not set.
+
+    class                       exit  HTTP  code
+    FlowdeckError               1     409   error                 base; str() is the user-facing message
+    ├── DefinitionError         2     409   invalid_definition    definitions failed validation
+    ├── NotFound                2     404   not_found             something named does not exist
+    │   ├── UnknownWorkflow     2     404   unknown_workflow
+    │   ├── UnknownVersion      2     404   unknown_version
+    │   └── UnknownExecution    2     404   unknown_execution
+    ├── InvalidInput            2     422   invalid_input         input_data breaks the input schema
+    ├── NotRunnable             2     422   not_runnable          e.g. a draft asked for through the API
+    ├── AlreadyEnded            1     409   already_ended         cancelling an execution that has ended
+    ├── ConfigurationError      2     409   invalid_configuration a setting or option that cannot work
+    ├── PrefectUnavailable      3     503   prefect_unavailable   the Prefect API cannot be reached
+    ├── StepError               1     409   step_failed           a step failed; the execution fails
+    │   └── ExpressionError     1     409   expression_error      a JSONata template failed
+    └── NoTokens                2     409   no_api_tokens         `flowdeck api` without a token
+                                                                  (flowdeck.api.auth)
+
+Exit codes: 0 success, 1 the execution (or the request) failed, 2 nothing was started (what
+was given is wrong), 3 Prefect cannot be reached. An API answer is the envelope
+{"error": {"code", "message", "details"}} with `http_status` (flowdeck.api.errors).
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ class FlowdeckError(Exception):
     """Base class; `str(error)` is meant to be shown to a user as it is."""
 
     code = "error"
+    exit_code = 1
+    http_status = 409
 
     def __init__(self, message: str, *, details: Any = None) -> None:
         super().__init__(message)
@@ -32,10 +45,13 @@ class FlowdeckError(Exception):
 
 class DefinitionError(FlowdeckError):
     code = "invalid_definition"
+    exit_code = 2
 
 
 class NotFound(FlowdeckError):
     code = "not_found"
+    exit_code = 2
+    http_status = 404
 
 
 class UnknownWorkflow(NotFound):
@@ -54,10 +70,14 @@ class InvalidInput(FlowdeckError):
     """`details` is a list of {"field": "customer_email", "message": "..."}."""
 
     code = "invalid_input"
+    exit_code = 2
+    http_status = 422
 
 
 class NotRunnable(FlowdeckError):
     code = "not_runnable"
+    exit_code = 2
+    http_status = 422
 
 
 class AlreadyEnded(FlowdeckError):
@@ -68,10 +88,13 @@ class ConfigurationError(FlowdeckError):
     """A setting or option that cannot work as given (says which, and what to give)."""
 
     code = "invalid_configuration"
+    exit_code = 2
 
 
 class PrefectUnavailable(FlowdeckError):
     code = "prefect_unavailable"
+    exit_code = 3
+    http_status = 503
 
 
 class StepError(FlowdeckError):

@@ -1,18 +1,19 @@
 """The ASGI app: `create_app()` wires auth, body limits, error envelopes and the routers.
 
     request -> BearerAuth (401) -> BodyLimit (413) -> FastAPI routing and models (400/404/422)
-            -> handler -> engine (flows.service.Flowdeck) -> Prefect
+            -> handler -> engine (flowdeck.execution.service.Flowdeck) -> Prefect
 
 The engine is opened in the app's lifespan (so `create_app()` itself never imports
-prefect); `flows.prefect_server.configure_environment()` must have run in this process
+prefect); `flowdeck.local.prefect_server.configure_environment()` must have run in this process
 before the app starts, which `flowdeck api` does.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
@@ -22,6 +23,7 @@ from flowdeck.api import errors, executions, hooks, workflows
 from flowdeck.api.auth import BearerAuth, load_tokens, require_tokens
 from flowdeck.api.limits import BodyLimit
 from flowdeck.api.models import ErrorBody, Health
+from flowdeck.errors import PrefectUnavailable
 
 DESCRIPTION = """\
 Run flowdeck workflows over HTTP: sync (wait for the result) and async (get an execution id,
@@ -96,7 +98,8 @@ def create_app(
         engine_now = app.state.engine
         if not await engine_now.api.health():
             return errors.error_response(
-                503, "prefect_unavailable", "the Prefect API is not answering; see the API server's log"
+                PrefectUnavailable.http_status, PrefectUnavailable.code,
+                "the Prefect API is not answering; see the API server's log",
             )
         return JSONResponse({"status": "ok", "prefect": "ok"})
 

@@ -14,9 +14,8 @@ with `hmac.compare_digest` (constant time, and no early exit across tokens).
 from __future__ import annotations
 
 import hmac
-import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,13 +23,16 @@ from flowdeck import settings
 from flowdeck.api.errors import error_response
 from flowdeck.errors import FlowdeckError
 
-TOKENS_ENV = "FLOWDECK_API_TOKENS"
+TOKENS_ENV = settings.API_TOKENS_VARIABLE
 TOKEN_FILE_NAME = "api_tokens"
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 class NoTokens(FlowdeckError):
+    """`flowdeck api` with no token configured (and no --insecure-dev)."""
+
     code = "no_api_tokens"
+    exit_code = 2
 
 
 def token_file() -> Path:
@@ -40,7 +42,7 @@ def token_file() -> Path:
 def load_tokens() -> list[str]:
     """Every configured token (environment and token file), without blanks or duplicates."""
     found: list[str] = []
-    found += [part.strip() for part in (os.environ.get(TOKENS_ENV) or "").split(",")]
+    found += settings.api_tokens()
     path = token_file()
     if path.is_file():
         for line in path.read_text().splitlines():

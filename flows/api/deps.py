@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # importing flows.service imports prefect: only after configu
 Engine = Any  # a Flowdeck; typed loosely so that importing the routes does not import prefect
 
 
-def engine_of(request: Request) -> "Flowdeck":
+def engine_of(request: Request) -> Flowdeck:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 

@@ -1,11 +1,9 @@
 """Every error the API answers, as one JSON envelope: {"error": {"code", "message", "details"}}.
 
-    engine error (flows.errors)       status  code
-    NotFound (workflow/version/exec)  404     unknown_workflow / unknown_version / unknown_execution
-    InvalidInput                      422     invalid_input      details: [{field, message}]
-    NotRunnable (drafts, broken file) 422     not_runnable
-    PrefectUnavailable                503     prefect_unavailable
-    other FlowdeckError               409     the error's code (e.g. cancelling an ended execution)
+    engine errors (flowdeck.errors)   the error class's `http_status` and `code` (its docstring
+                                      draws the tree): NotFound 404, InvalidInput and
+                                      NotRunnable 422, PrefectUnavailable 503, any other 409;
+                                      InvalidInput's details: [{field, message}]
 
     request problems
     body is not JSON                  400     malformed_json
@@ -29,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flowdeck.errors import FlowdeckError, InvalidInput, NotFound, NotRunnable, PrefectUnavailable
+from flowdeck.errors import FlowdeckError, InvalidInput, PrefectUnavailable
 
 log = logging.getLogger("flowdeck.api")
 
@@ -54,13 +52,7 @@ def error_response(
 
 
 def status_for(error: FlowdeckError) -> int:
-    if isinstance(error, NotFound):
-        return 404
-    if isinstance(error, (InvalidInput, NotRunnable)):
-        return 422
-    if isinstance(error, PrefectUnavailable):
-        return 503
-    return 409
+    return error.http_status
 
 
 def from_flowdeck(error: FlowdeckError) -> JSONResponse:

@@ -8,7 +8,6 @@ sync 200 for a finished execution (success or failed), 202 for a hand-off; async
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 
+from flowdeck import settings
 from flowdeck.api.deps import Engine, engine_of
 from flowdeck.api.errors import ApiError
 from flowdeck.api.models import (
@@ -29,15 +29,14 @@ from flowdeck.api.models import (
     SyncFailure,
     SyncSuccess,
 )
-from flowdeck.errors import FlowdeckError, InvalidInput, NotFound, PrefectUnavailable
+from flowdeck.errors import AlreadyEnded, FlowdeckError, InvalidInput, NotFound, PrefectUnavailable
 from flowdeck.runtime.inputs import input_problems
 
 router = APIRouter(prefix="/workflow/workflow-executions", tags=["executions"])
 
-# Prefect on SQLite serialises writes and answers 503 when they pile up: measured on 2
-# cores, 1-4 concurrent creates beat 20 (which failed one start in ten). PostgreSQL takes more.
-BATCH_CONCURRENCY = 4
-BATCH_CONCURRENCY_ENV = "FLOWDECK_API_BATCH_CONCURRENCY"
+# A batch starts settings.api_batch_concurrency() executions at once (4): Prefect on SQLite
+# serialises writes and answers 503 when they pile up: measured on 2 cores, 1-4 concurrent
+# creates beat 20 (which failed one start in ten). PostgreSQL takes more.
 BATCH_ATTEMPTS = 3
 
 IdempotencyKey = Header(
@@ -68,7 +67,7 @@ async def run_sync(request: ExecutionRequest, engine: Engine = Depends(engine_of
         # The engine cancels its own flow-run creation when the sync limit passes while
         # Prefect is still creating it (flows/sync.py awaits that task unshielded).
         raise ApiError(
-            503,
+            PrefectUnavailable.http_status,
             PrefectUnavailable.code,
             "Prefect did not record the execution within the sync limit (it is overloaded); "
             "nothing with side effects ran; try again or use the async endpoint",
@@ -131,7 +130,7 @@ async def run_batch(
         first = failures[0]
         reason = first.message if isinstance(first, FlowdeckError) else "an internal error"
         raise ApiError(
-            503,
+            PrefectUnavailable.http_status,
             PrefectUnavailable.code,
             f"{len(failures)} of {len(results)} executions could not be started ({reason}); "
             f"{len(results) - len(failures)} were; details.started lists their ids by index (null: not "
@@ -178,7 +177,7 @@ async def start_all(
 
 
 def batch_concurrency() -> int:
-    return max(1, int(os.environ.get(BATCH_CONCURRENCY_ENV) or BATCH_CONCURRENCY))
+    return settings.api_batch_concurrency()
 
 
 @router.get("/{execution_id}", summary="Status of an execution (sync or async)", response_model=ExecutionStatus)
@@ -198,7 +197,7 @@ async def cancel(execution_id: str = ExecutionId, engine: Engine = Depends(engin
     except (NotFound, PrefectUnavailable):
         raise
     except FlowdeckError as error:
-        raise ApiError(409, "already_ended", error.message) from None
+        raise ApiError(AlreadyEnded.http_status, AlreadyEnded.code, error.message) from None
     return JSONResponse(body)
 
 

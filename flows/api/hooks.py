@@ -40,7 +40,9 @@ async def _payload(request: Request) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
-        where = f" ({error.msg} at line {error.lineno} column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
+        where = ""
+        if isinstance(error, json.JSONDecodeError):
+            where = f" ({error.msg} at line {error.lineno} column {error.colno})"
         raise ApiError(400, "malformed_json", f"the request body is not valid JSON{where}") from None
 
 

@@ -9,7 +9,7 @@ flows/executions.py).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -18,10 +18,8 @@ MAX_BATCH = 1000
 ExecutionStatusName = Literal["pending", "waiting", "running", "success", "failed", "cancelled"]
 
 WorkflowVersion = Annotated[
-    Union[
-        Annotated[StrictInt, Field(ge=1, le=1_000_000_000)],
-        Annotated[StrictStr, Field(pattern=r"^(latest|[1-9][0-9]{0,8})$")],
-    ],
+    Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
+    | Annotated[StrictStr, Field(pattern=r"^(latest|[1-9][0-9]{0,8})$")],
     Field(
         description='"latest" (the live version, else the highest published one), or a version '
         'number as a number or a string ("3" or 3). Drafts never run through the API.',
