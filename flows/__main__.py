@@ -1,3 +1,3 @@
-from flowdeck.cli.main import main
+from flowdeck.cli import main
 
 main()

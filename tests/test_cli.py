@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_cli
+
 from flowdeck.store import recording
 from flowdeck.store.prefect_api import PrefectAPI
 
@@ -73,7 +73,9 @@ def test_success_exit_0_and_status_finds_it(prefect_api: str, tmp_path: Path) ->
     assert body == {
         "status": "success",
         "execution_id": body["execution_id"],
-        "output": {"total": 8.5, "count": 3, "summary": "3 items, max 5.5", "whole": {"total": 8.5, "count": 3, "max": 5.5}},
+        "output": {
+            "total": 8.5, "count": 3, "summary": "3 items, max 5.5", "whole": {"total": 8.5, "count": 3, "max": 5.5}
+        },
     }
 
     # The process exited: its flow run, final state and task runs are all in Prefect.
@@ -134,7 +136,10 @@ def test_version_resolution(prefect_api: str) -> None:
         (["sd_typing", "--input", "{}"], ["n: is required"]),
         (["sd_typing", "--input", '{"n": 3'], ["--input is not valid JSON"]),
         (["sd_typing", "--input", "[1, 2]"], ["must be a JSON object"]),
-        (["sd_typing", "--input-file", "/nonexistent/input.json"], ["cannot read --input-file /nonexistent/input.json"]),
+        (
+            ["sd_typing", "--input-file", "/nonexistent/input.json"],
+            ["cannot read --input-file /nonexistent/input.json"],
+        ),
     ],
     ids=["unknown-workflow", "unknown-version", "draft-as-latest", "invalid-field", "missing-field",
          "malformed-json", "not-an-object", "missing-input-file"],

@@ -1,3 +1,5 @@
-from flowdeck.cli.main import main
+"""The `flowdeck` command (entry point `flowdeck.cli:main`); cli/app.py lists its modules."""
 
-__all__ = ["main"]
+from flowdeck.cli.app import app, main
+
+__all__ = ["app", "main"]
