@@ -19,7 +19,7 @@ from prefect.serializers import JSONSerializer
 from prefect_redis import RedisDatabase
 
 from conftest import _free_port
-from flowdeck.store import recording
+from flowdeck.store import journal as recording
 from flowdeck.errors import PrefectUnavailable
 
 REDIS_HOST = "127.0.0.1"

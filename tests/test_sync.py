@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from flowdeck.store import recording
+from flowdeck.store import encoding as recording
 from flowdeck.definition.catalog import load_catalog, validate_paths
 from flowdeck.errors import InvalidInput, NotRunnable, UnknownVersion, UnknownWorkflow
 from flowdeck.execution.service import Flowdeck

@@ -1,8 +1,9 @@
 """The one door from the dashboard to the engine and Prefect.
 
-Screens never import `flows` or prefect; they call a `Client`. Two implementations:
+Screens never import the engine or prefect; they call a `Client`. Two implementations:
 
-    EngineClient   the real engine (`flows.service.Flowdeck`) and the Prefect REST API
+    EngineClient   the real engine (`flowdeck.execution.service.Flowdeck`) and its read
+                   model (`flowdeck.store.read_model`): no Prefect call of its own
     FixedClient    (tui/fixed.py) the same answers from fixed data, for snapshot tests
 
 Everything here returns plain dataclasses and dicts; every failure the user can cause or
@@ -12,11 +13,14 @@ can be shown as it is.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from flowdeck.execution.service import Flowdeck
 
 __all__ = [
     "Client",
@@ -32,6 +36,7 @@ __all__ = [
     "silence_console_logging",
 ]
 
+T = TypeVar("T")
 ACTIVE = ("pending", "running", "waiting")
 STATUSES = ("pending", "running", "waiting", "success", "failed", "cancelled")
 
@@ -175,26 +180,13 @@ def row_from_body(body: dict[str, Any]) -> ExecutionRow:
     )
 
 
-_STATE_TO_STATUS = {
-    "SCHEDULED": "pending",
-    "PENDING": "pending",
-    "PAUSED": "waiting",
-    "RUNNING": "running",
-    "CANCELLING": "running",
-    "COMPLETED": "success",
-    "CANCELLED": "cancelled",
-    "FAILED": "failed",
-    "CRASHED": "failed",
-}
-
-
 class EngineClient:
     """The dashboard's view of a `Flowdeck` engine. Build it with `EngineClient.open()` after
     `flows.prefect_server.configure_environment()` has settled the environment."""
 
     PAGE = 200  # Prefect's largest page
 
-    def __init__(self, engine: Any, description: str) -> None:
+    def __init__(self, engine: Flowdeck, description: str) -> None:
         self.engine = engine
         self.description = description
         self._full_rows: dict[str, ExecutionRow] = {}
@@ -260,7 +252,7 @@ class EngineClient:
         return [InputProblem(p["field"], p["message"]) for p in input_problems(definition, input_data)]
 
     # executions ----------------------------------------------------------------------
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, coro: Awaitable[T]) -> T:
         from flowdeck.errors import FlowdeckError
 
         try:
@@ -274,18 +266,6 @@ class EngineClient:
         except OSError as error:
             raise ClientError(f"cannot reach Prefect at {self.api_url}: {error}") from None
 
-    async def _runs(self, flow_runs_filter: dict[str, Any], limit: int, offset: int = 0) -> list[ExecutionRow]:
-        from flowdeck.store import executions
-
-        runs = await self.engine.api.read_flow_runs(
-            {"flow_runs": flow_runs_filter, "sort": "EXPECTED_START_TIME_DESC", "limit": limit, "offset": offset}
-        )
-        rows = []
-        for run in runs:
-            body = await executions.status_body(self.engine.api, run, with_steps=False, with_result=False)
-            rows.append(row_from_body(body))
-        return rows
-
     async def executions(
         self, known_active: list[str], full: bool, limit: int = 5000
     ) -> tuple[list[ExecutionRow], bool]:
@@ -298,92 +278,37 @@ class EngineClient:
         return await self._call(self._executions(known_active, full, limit))
 
     async def _executions(self, known_active: list[str], full: bool, limit: int) -> tuple[list[ExecutionRow], bool]:
-        from datetime import timedelta
+        from flowdeck.store import read_model
 
-        from flowdeck.store import recording
-
-        horizon = (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()
-        base = {"tags": {"all_": [recording.FLOWDECK_TAG]}, "expected_start_time": {"before_": horizon}}
-        rows: dict[str, ExecutionRow] = {}
-        pages = max(1, -(-limit // self.PAGE)) if full else 1
-        for page in range(pages):
-            got = await self._runs(base, self.PAGE, page * self.PAGE)
-            rows.update((r.execution_id, r) for r in got)
-            if len(got) < self.PAGE:
-                break
-        active = await self._runs(
-            {**base, "state": {"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED"]}}},
-            self.PAGE,
-        )
-        rows.update((r.execution_id, r) for r in active)
-        ended = [i for i in known_active if i not in rows]
-        if ended:
-            ids = [str(recording.flow_run_id_for(i)) for i in ended if recording.flow_run_id_for(i)]
-            for start in range(0, len(ids), self.PAGE):
-                got = await self._runs({"id": {"any_": ids[start : start + self.PAGE]}}, self.PAGE)
-                rows.update((r.execution_id, r) for r in got)
-        await self._fill_current_steps([r for r in rows.values() if r.status in ("running", "waiting")])
-        return list(rows.values()), full
-
-    async def _fill_current_steps(self, rows: list[ExecutionRow]) -> None:
-        """One task-run query for all running executions: the open (else latest) step."""
-        from flowdeck.store import recording
-
-        if not rows:
-            return
-        by_run = {str(recording.flow_run_id_for(r.execution_id)): r for r in rows[: self.PAGE]}
-        response = await self.engine.api.request(
-            "POST",
-            "/task_runs/filter",
-            json={"flow_runs": {"id": {"any_": list(by_run)}}, "sort": "EXPECTED_START_TIME_ASC", "limit": self.PAGE},
-        )
-        chosen: dict[str, tuple[bool, str]] = {}
-        for task_run in response.json() if response.status_code == 200 else []:
-            run_id = task_run.get("flow_run_id")
-            state = (task_run.get("state") or {}).get("type")
-            is_open = state in ("RUNNING", "PENDING")
-            previous = chosen.get(run_id)
-            if previous is None or is_open or not previous[0]:
-                chosen[run_id] = (is_open, task_run.get("name") or "")
-        for run_id, (_, name) in chosen.items():
-            if run_id in by_run:
-                by_run[run_id].current_step = name
+        bodies = await read_model.dashboard_executions(self.engine.api, known_active, full, limit)
+        return [row_from_body(body) for body in bodies], full
 
     async def detail(self, execution_id: str) -> ExecutionDetail:
         return await self._call(self._detail(execution_id))
 
     async def _detail(self, execution_id: str) -> ExecutionDetail:
-        from flowdeck.store import executions
-        from flowdeck.store import recording
+        from flowdeck.store import read_model
 
-        flow_run = await executions.read_flow_run(self.engine.api, execution_id)
-        body = await executions.status_body(self.engine.api, flow_run)
-        task_runs = await self.engine.api.read_task_runs(flow_run.id)
+        view = await read_model.execution_detail(self.engine.api, execution_id)
+        body = view.body
         definition = None
         try:
             definition = self.engine.resolve(body["workflow_id"], body["workflow_version"], allow_draft=True)
         except Exception:  # the definition may be gone or broken now; steps still show
             definition = None
-        steps = []
-        for task_run in task_runs:
-            state = task_run.state_type.value if task_run.state_type else "PENDING"
-            key = task_run.dynamic_key or task_run.name
-            step = StepRow(
-                key=key,
-                name=task_run.name,
-                status=_STATE_TO_STATUS.get(state, state.lower()),
-                attempt=max(1, task_run.run_count or 1),
-                started_at=task_run.start_time,
-                ended_at=task_run.end_time,
+        steps = [
+            StepRow(
+                key=step.key,
+                name=step.name,
+                status=step.status,
+                attempt=step.attempt,
+                started_at=step.started_at,
+                ended_at=step.ended_at,
+                output=step.output,
+                has_output=step.has_output,
             )
-            if state == "COMPLETED":
-                try:
-                    entry = await recording.read_record(recording.journal_key(flow_run.id, key), patience=0)
-                except Exception:  # unreadable storage: the step shows without output
-                    entry = None
-                if isinstance(entry, dict) and "output" in entry:
-                    step.output, step.has_output = entry["output"], True
-            steps.append(step)
+            for step in view.steps
+        ]
         _mark_branches(steps, definition)
         if body.get("status") == "success" and steps and "output" in body and not steps[-1].has_output:
             steps[-1].output, steps[-1].has_output = body["output"], True
@@ -391,54 +316,28 @@ class EngineClient:
             row=row_from_body(body),
             body=body,
             steps=steps,
-            input_data=dict(flow_run.parameters or {}),
-            flow_run_id=str(flow_run.id),
-            ui_url=self.ui_url(str(flow_run.id)),
+            input_data=view.input_data,
+            flow_run_id=view.flow_run_id,
+            ui_url=self.ui_url(view.flow_run_id),
         )
 
     def ui_url(self, flow_run_id: str) -> str:
         return f"{self.api_url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
 
     async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]:
-        from flowdeck.store import recording
+        from flowdeck.store import read_model
 
-        flow_run_id = recording.flow_run_id_for(execution_id)
-        if flow_run_id is None:
-            return []
-        logs_filter: dict[str, Any] = {"flow_run_id": {"any_": [str(flow_run_id)]}}
-        if after is not None:
-            logs_filter["timestamp"] = {"after_": after.isoformat()}
-        response = await self._call(
-            self.engine.api.request(
-                "POST", "/logs/filter", json={"logs": logs_filter, "sort": "TIMESTAMP_ASC", "limit": 200}
-            )
-        )
-        lines = []
-        for item in response.json() if response.status_code == 200 else []:
-            moment = parse_time(item.get("timestamp"))
-            if moment is None or (after is not None and moment <= after):
-                continue
-            lines.append(LogLine(moment, logging.getLevelName(item.get("level", 20)), item.get("message", "")))
-        return lines
+        views = await self._call(read_model.logs(self.engine.api, execution_id, after))
+        return [LogLine(view.timestamp, logging.getLevelName(view.level), view.message) for view in views]
 
     # actions -------------------------------------------------------------------------
     async def changes(self) -> AsyncIterator[None]:
         """Yields whenever a flowdeck flow run changes state anywhere (Prefect's event
         stream, tens of milliseconds after the change); reconnects on its own."""
-        from prefect.events.clients import get_events_subscriber
-        from prefect.events.filters import EventFilter, EventNameFilter
+        from flowdeck.store import read_model
 
-        event_filter = EventFilter(event=EventNameFilter(prefix=["prefect.flow-run."]))
-        while True:
-            try:
-                async with get_events_subscriber(filter=event_filter, reconnection_attempts=1000) as events:
-                    async for event in events:
-                        if any(r.id == "prefect.tag.flowdeck" for r in event.related):
-                            yield None
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the periodic refresh covers while the stream is down
-                await asyncio.sleep(2.0)
+        async for _ in read_model.execution_changes():
+            yield None
 
     async def run_sync(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]:
         async def go() -> dict[str, Any]:
@@ -461,7 +360,7 @@ class EngineClient:
 
     async def aclose(self) -> None:
         try:
-            from flowdeck.store.recording import flush_events
+            from flowdeck.store.logs import flush_events
 
             await flush_events(timeout=3.0)
         except Exception:  # leaving: nothing left to tell the user here

@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.text import Text
 
+from flowdeck.definition.durations import format_seconds
+
 __all__ = ["status_text", "clock", "duration", "countdown", "short_id", "pretty_json"]
 
 STATUS_STYLE = {
@@ -47,14 +49,7 @@ def duration(start: datetime | None, end: datetime | None, show: bool, now: date
     if not show:
         return "--"
     seconds = ((end or now or datetime.now(timezone.utc)) - start).total_seconds()
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return format_seconds(seconds, elapsed=True)
 
 
 def countdown(due: datetime | None, show: bool) -> str:

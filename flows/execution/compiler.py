@@ -18,6 +18,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import Pause
 
 from flowdeck.definition.model import WorkflowDefinition
+from flowdeck.store import encoding
 
 
 def _signature(definition: WorkflowDefinition) -> inspect.Signature:
@@ -38,8 +39,9 @@ class WorkflowFailed(Exception):
 def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
     async def execute(**input_data: Any) -> dict[str, Any]:
         from flowdeck.execution import durable
-        from flowdeck.store.prefect_api import PrefectAPI
         from flowdeck.execution.service import Flowdeck
+        from flowdeck.store.logs import flush_events
+        from flowdeck.store.prefect_api import PrefectAPI
 
         context = FlowRunContext.get()
         if context is None or context.flow_run is None:
@@ -48,26 +50,20 @@ def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
         try:
             flow_run = await engine.api.read_flow_run(context.flow_run.id)
             assert flow_run is not None
-            if not any(t.startswith("workflow:") for t in flow_run.tags):
+            if not encoding.has_workflow_tag(flow_run.tags):
                 # A run created by Prefect alone (e.g. a direct call): tag it as flowdeck's.
-                from flowdeck.store import recording
-
-                flow_run.tags = recording.run_tags(definition, "async")
-                await engine.api.request(
-                    "PATCH", f"/flow_runs/{flow_run.id}", json={"tags": flow_run.tags}
-                )
+                flow_run.tags = encoding.run_tags(definition, "async")
+                await engine.api.update_flow_run_tags(flow_run.id, flow_run.tags)
             disposition = await durable.execute_flow_run(
                 engine.api,
                 flow_run,
                 definition,
                 http=engine.http,
-                resolve_workflow=engine._resolve_for_step,
+                resolve_workflow=engine.resolve_for_step,
                 final_state=False,
             )
         finally:
             await engine.aclose()
-            from flowdeck.store.recording import flush_events
-
             await flush_events()
         if disposition.kind != "finished":
             refreshed = await PrefectAPI().read_flow_run(context.flow_run.id)
@@ -88,7 +84,7 @@ def compile_flow(definition: WorkflowDefinition) -> Flow[..., Any]:
         name=definition.id,
         version=str(definition.version),
         description=definition.description or definition.name,
-        flow_run_name=f"{definition.id} v{definition.version}",
+        flow_run_name=encoding.flow_run_name(definition),
         validate_parameters=False,
         log_prints=False,
     )

@@ -15,19 +15,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect.client.schemas.objects import FlowRun
-from prefect.states import Cancelled, Scheduled
 
-from flowdeck.store import recording
-from flowdeck.errors import StepError
-from flowdeck.store.executions import waiting_message
-from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run
+from flowdeck.definition.durations import format_seconds
 from flowdeck.definition.model import Step, WaitStep, WorkflowDefinition
+from flowdeck.errors import StepError
+from flowdeck.execution.hooks import RecordedHooks
+from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run, WorkflowResolver
+from flowdeck.store import encoding, journal, transitions
+from flowdeck.store.events import TaskRunEvents
 from flowdeck.store.prefect_api import PrefectAPI
-from flowdeck.execution.sync import record_outcome
 
 # Waits shorter than this sleep in place: suspending costs two state writes and a pickup.
 INLINE_WAIT_SECONDS = 0.5
@@ -50,18 +51,18 @@ class ExecutionTimedOut(Exception):
 
 
 @dataclass
-class DurableHooks(recording.RecordedHooks):
+class DurableHooks(RecordedHooks):
     api: PrefectAPI
     flow_run_id: UUID
     definition: WorkflowDefinition
     deadline: datetime
-    events: recording.TaskRunEvents
+    events: TaskRunEvents
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     current_step: Step | None = None
     _recalled: dict[str, JournalEntry] = field(default_factory=dict)
 
     async def recall(self, key: str) -> JournalEntry | None:
-        data = await recording.read_record(recording.journal_key(self.flow_run_id, key))
+        data = await journal.read_step(self.flow_run_id, key)
         if data is None:
             return None
         entry = JournalEntry.from_json(data)
@@ -82,9 +83,7 @@ class DurableHooks(recording.RecordedHooks):
             self.events.started(key, step)
 
     async def step_finished(self, key: str, step: Step, output: Any) -> None:
-        await recording.write_record(
-            recording.journal_key(self.flow_run_id, key), JournalEntry(status="done", output=output).to_json()
-        )
+        await journal.write_step(self.flow_run_id, key, JournalEntry(status="done", output=output).to_json())
         self.events.finished(key, output)
 
     async def checkpoint(self, key: str, step: Step) -> None:
@@ -106,7 +105,7 @@ class DurableHooks(recording.RecordedHooks):
             due_at=due_at.isoformat(),
             task_run_id=str(record.task_run.id) if record else None,
         )
-        await recording.write_record(recording.journal_key(self.flow_run_id, key), entry.to_json())
+        await journal.write_step(self.flow_run_id, key, entry.to_json())
         raise Suspend(due_at, step)
 
 
@@ -119,7 +118,8 @@ def deadline_of(flow_run: FlowRun, definition: WorkflowDefinition) -> datetime:
 def trigger_of(flow_run: FlowRun) -> dict[str, Any]:
     context = (flow_run.context or {}).get("flowdeck") or {}
     if context.get("trigger"):
-        return context["trigger"]
+        trigger: dict[str, Any] = context["trigger"]
+        return trigger
     if flow_run.auto_scheduled:
         moment = flow_run.expected_start_time
         return {"type": "schedule", "scheduled_at": moment.isoformat() if moment else None}
@@ -127,10 +127,7 @@ def trigger_of(flow_run: FlowRun) -> dict[str, Any]:
 
 
 def mode_of(flow_run: FlowRun) -> str:
-    for tag in flow_run.tags:
-        if tag.startswith("mode:"):
-            return tag[5:]
-    return "async"
+    return encoding.mode_of(flow_run) or "async"
 
 
 @dataclass
@@ -147,14 +144,14 @@ async def execute_flow_run(
     flow_run: FlowRun,
     definition: WorkflowDefinition,
     *,
-    http: Any = None,
-    resolve_workflow: Callable[[str, Any], WorkflowDefinition] | None = None,
+    http: httpx.AsyncClient | None = None,
+    resolve_workflow: WorkflowResolver | None = None,
     cancel_requested: asyncio.Event | None = None,
     final_state: bool = True,
 ) -> Disposition:
     """Run (or resume) a claimed flow run until it ends, suspends or is cancelled."""
     deadline = deadline_of(flow_run, definition)
-    events = recording.TaskRunEvents(definition=definition, mode=mode_of(flow_run), flow_run_id=flow_run.id)
+    events = TaskRunEvents(definition=definition, mode=mode_of(flow_run), flow_run_id=flow_run.id)
     hooks = DurableHooks(
         api=api,
         flow_run_id=flow_run.id,
@@ -165,7 +162,7 @@ async def execute_flow_run(
     )
     run = Run(
         definition=definition,
-        execution_id=recording.execution_id_for(flow_run.id),
+        execution_id=encoding.execution_id_for(flow_run.id),
         mode=mode_of(flow_run),
         input=dict(flow_run.parameters or {}),
         hooks=hooks,
@@ -181,21 +178,14 @@ async def execute_flow_run(
             outcome = await run.execute()
     except Suspend as suspended:
         resume_at = min(suspended.resume_at, deadline)
-        events.log(None, 20, waiting_message(suspended.step.name, suspended.resume_at) + " (suspended: nothing held)")
-        await api.set_flow_run_state(
-            flow_run.id,
-            Scheduled(
-                scheduled_time=resume_at,
-                name="Waiting",
-                message=waiting_message(suspended.step.name, suspended.resume_at),
-            ),
-            force=True,
-        )
+        message = encoding.waiting_message(suspended.step.name, suspended.resume_at)
+        events.log(None, 20, message + " (suspended: nothing held)")
+        await transitions.suspend(api, flow_run.id, suspended.step.name, suspended.resume_at, wake_at=resume_at)
         return Disposition(kind="suspended", resume_at=resume_at)
     except (ExecutionCancelled, asyncio.CancelledError):
         events.log(None, 30, "cancelled: no further step runs")
         events.abandon_open("cancelled")
-        await mark_cancelled(api, flow_run.id)
+        await transitions.cancel(api, flow_run.id)
         return Disposition(kind="cancelled")
     except (ExecutionTimedOut, asyncio.TimeoutError):
         step = hooks.current_step
@@ -212,34 +202,18 @@ async def execute_flow_run(
     except StepError as error:  # e.g. an `until` that is not a time, raised outside a step
         outcome = Outcome(status="failed", error={"step_name": None, "message": error.message}, retryable=True)
 
-    attempt = int((flow_run.labels or {}).get("flowdeck.attempt", 1) or 1)
+    attempt = encoding.attempt_of(flow_run)
     policy = definition.retries
     if outcome.status == "failed" and outcome.retryable and attempt <= policy.max_retries:
         retry_at = datetime.now(timezone.utc) + timedelta(seconds=policy.delay_before(attempt + 1))
         if retry_at < deadline:
             events.log(None, 30, f"attempt {attempt} failed; attempt {attempt + 1} at {retry_at.isoformat()}")
-            await api.update_flow_run_labels(flow_run.id, {"flowdeck.attempt": attempt + 1})
-            error = outcome.error or {}
-            await api.set_flow_run_state(
-                flow_run.id,
-                Scheduled(
-                    scheduled_time=retry_at,
-                    name="AwaitingRetry",
-                    message=f"attempt {attempt} failed at step '{error.get('step_name')}': {error.get('message')}",
-                ),
-                force=True,
-            )
+            await transitions.retry(api, flow_run.id, attempt, retry_at, outcome.error or {})
             return Disposition(kind="retrying", outcome=outcome, resume_at=retry_at)
-    await record_outcome(api, flow_run.id, outcome, set_state=final_state)
+    await transitions.finish(api, flow_run.id, outcome, set_final_state=final_state)
     return Disposition(kind="finished", outcome=outcome)
 
 
-async def mark_cancelled(api: PrefectAPI, flow_run_id: UUID) -> None:
-    await api.set_flow_run_state(flow_run_id, Cancelled(message="cancelled"), force=True)
-
-
 def _human(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    """A timeout as its message shows it: '1h', '90s', '1.5s'."""
+    return format_seconds(seconds, milliseconds=False)

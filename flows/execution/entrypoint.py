@@ -16,8 +16,8 @@ def __getattr__(name: str) -> Any:
     from flowdeck.local import prefect_server
 
     prefect_server.base_environment()
-    from flowdeck.execution.compiler import compile_flow
     from flowdeck.definition.catalog import load_catalog
+    from flowdeck.execution.compiler import compile_flow
 
     catalog = load_catalog()
     version = _version_from_context()
@@ -28,21 +28,16 @@ def __getattr__(name: str) -> Any:
     return compile_flow(definition)
 
 
-def _version_from_context() -> Any:
+def _version_from_context() -> int | str:
     """The version the running deployment stands for (PREFECT__FLOW_RUN_ID is set by the worker)."""
     import os
 
     flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID")
     if not flow_run_id:
         return "latest"
-    import httpx
+    from flowdeck.store import encoding
+    from flowdeck.store.prefect_api import read_flow_run_blocking
 
-    api = os.environ.get("PREFECT_API_URL", "")
-    try:
-        tags = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json().get("tags", [])
-    except httpx.HTTPError:
-        return "latest"
-    for tag in tags:
-        if tag.startswith("version:"):
-            return int(tag.split(":", 1)[1])
-    return "latest"
+    flow_run = read_flow_run_blocking(flow_run_id)
+    version = encoding.version_of_tags((flow_run or {}).get("tags", []))
+    return "latest" if version is None else version

@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 
-from flowdeck.store import executions
 from flowdeck.definition.catalog import Catalog, load_catalog
-from flowdeck.errors import InvalidInput
-from flowdeck.runtime.inputs import validate_input
 from flowdeck.definition.model import WorkflowDefinition
-from flowdeck.store.prefect_api import PrefectAPI
+from flowdeck.errors import InvalidInput
 from flowdeck.execution.sync import SyncCall, run_sync
+from flowdeck.runtime.inputs import validate_input
+from flowdeck.store import read_model
+from flowdeck.store.prefect_api import PrefectAPI
 
 
 @dataclass
@@ -83,11 +83,12 @@ class Flowdeck:
             input_data,
             api=self.api,
             http=self.http,
-            resolve_workflow=self._resolve_for_step,
+            resolve_workflow=self.resolve_for_step,
             trigger=trigger,
         )
 
-    def _resolve_for_step(self, workflow_id: str, version: str | int) -> WorkflowDefinition:
+    def resolve_for_step(self, workflow_id: str, version: str | int) -> WorkflowDefinition:
+        """The definition a `workflow` step runs (published or live only)."""
         return self.catalog.resolve(workflow_id, version, allow_draft=False)
 
     async def submit(
@@ -107,7 +108,7 @@ class Flowdeck:
         return await submit(self, definition, input_data, idempotency_key=idempotency_key, trigger=trigger)
 
     async def status(self, execution_id: str) -> dict[str, Any]:
-        return await executions.get_status(self.api, execution_id)
+        return await read_model.get_status(self.api, execution_id)
 
     async def cancel(self, execution_id: str) -> dict[str, Any]:
         from flowdeck.execution.submission import cancel
@@ -116,7 +117,7 @@ class Flowdeck:
 
     async def recent_executions(self, limit: int = 200, **filters: Any) -> list[dict[str, Any]]:
         """Newest first; filters: workflow_id, statuses (flowdeck names)."""
-        return await executions.recent(self.api, limit=limit, **filters)
+        return await read_model.recent(self.api, limit=limit, **filters)
 
 
 __all__ = ["Flowdeck"]

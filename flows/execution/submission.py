@@ -13,21 +13,21 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.schemas.objects import StateType
-from prefect.states import Cancelling, Scheduled
+from prefect.states import Scheduled
 
-from flowdeck.store import recording
-from flowdeck.store.deployments import deployment_name, sync_deployments
-from flowdeck.execution.durable import mark_cancelled
-from flowdeck.errors import AlreadyEnded, NotRunnable
-from flowdeck.store.executions import read_flow_run, status_of
 from flowdeck.definition.model import WorkflowDefinition
+from flowdeck.errors import AlreadyEnded, NotRunnable
+from flowdeck.execution.engine import Engine
+from flowdeck.store import encoding, transitions
+from flowdeck.store.deployments import deployment_name, sync_deployments
+from flowdeck.store.read_model import read_flow_run
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 _deployment_ids: dict[tuple[str, str], UUID] = {}
 
 
-async def deployment_id(engine: Any, definition: WorkflowDefinition) -> UUID:
+async def deployment_id(engine: Engine, definition: WorkflowDefinition) -> UUID:
     """The deployment of a published or live version (created on first use)."""
     if definition.status == "draft":
         raise NotRunnable(
@@ -46,7 +46,7 @@ async def deployment_id(engine: Any, definition: WorkflowDefinition) -> UUID:
 
 
 async def submit(
-    engine: Any,
+    engine: Engine,
     definition: WorkflowDefinition,
     input_data: dict[str, Any],
     *,
@@ -61,12 +61,12 @@ async def submit(
     for generation in range(1, 1000):
         flow_run = await engine.api.create_flow_run(
             flow_name=definition.id,
-            name=recording.flow_run_name(definition),
+            name=encoding.flow_run_name(definition),
             parameters=input_data,
             state=Scheduled(scheduled_time=now),
-            tags=recording.run_tags(definition, mode),
+            tags=encoding.run_tags(definition, mode),
             context={"flowdeck": {"mode": mode, "trigger": trigger or {"type": "manual"}}},
-            labels={"flowdeck.attempt": 1},
+            labels=encoding.first_attempt_labels(),
             deployment_id=deployment,
             idempotency_key=key,
         )
@@ -75,20 +75,20 @@ async def submit(
         if key is None or flow_run.created is None or now - flow_run.created < IDEMPOTENCY_WINDOW:
             break
         key = f"{idempotency_key}#{generation}"
-    status = status_of(flow_run) if flow_run.created and flow_run.created < now else "pending"
-    return {"status": status, "execution_id": recording.execution_id_for(flow_run.id)}
+    status = encoding.status_of(flow_run) if flow_run.created and flow_run.created < now else "pending"
+    return {"status": status, "execution_id": encoding.execution_id_for(flow_run.id)}
 
 
-async def cancel(engine: Any, execution_id: str) -> dict[str, Any]:
+async def cancel(engine: Engine, execution_id: str) -> dict[str, Any]:
     """Cancel a pending, running or waiting execution; no further step runs."""
     flow_run = await read_flow_run(engine.api, execution_id)
-    status = status_of(flow_run)
-    if status in ("success", "failed", "cancelled"):
+    status = encoding.status_of(flow_run)
+    if status in encoding.TERMINAL:
         raise AlreadyEnded(f"execution {execution_id} already ended ({status}); nothing to cancel")
     if flow_run.state_type == StateType.RUNNING:
         # The worker running it sees the Cancelling event, stops at once and marks it
         # Cancelled; if it died, recovery does.
-        await engine.api.set_flow_run_state(flow_run.id, Cancelling(message="cancel requested"), force=True)
+        await transitions.request_cancel(engine.api, flow_run.id)
     else:
-        await mark_cancelled(engine.api, flow_run.id)
+        await transitions.cancel(engine.api, flow_run.id)
     return {"status": "cancelled" if flow_run.state_type != StateType.RUNNING else "cancelling", "execution_id": execution_id}

@@ -17,21 +17,23 @@ gets `running`/`waiting` with the execution id to poll.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
 from uuid import UUID
 
 import httpx
 from prefect.client.schemas.objects import FlowRun
-from prefect.states import Completed, Failed, Running, Scheduled
+from prefect.states import Running
 
-from flowdeck.store import recording
 from flowdeck import settings
-from flowdeck.errors import StepError
-from flowdeck.store.executions import waiting_message
-from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run
 from flowdeck.definition.model import Step, WaitStep, WorkflowDefinition
+from flowdeck.errors import StepError
+from flowdeck.execution.hooks import RecordedHooks
+from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run, WorkflowResolver
+from flowdeck.store import encoding, journal, transitions
+from flowdeck.store.events import TaskRunEvents
 from flowdeck.store.prefect_api import PrefectAPI
 
 EFFECT_STEP_TYPES = {"http", "code", "action", "workflow"}
@@ -45,9 +47,9 @@ class _Handoff(Exception):
 
 
 @dataclass
-class SyncHooks(recording.RecordedHooks):
+class SyncHooks(RecordedHooks):
     definition: WorkflowDefinition
-    events: recording.TaskRunEvents
+    events: TaskRunEvents
     flow_run: "asyncio.Task[FlowRun]"
     deadline: float  # loop time
     journal: dict[str, JournalEntry] = field(default_factory=dict)
@@ -116,7 +118,7 @@ async def run_sync(
     *,
     api: PrefectAPI,
     http: httpx.AsyncClient | None = None,
-    resolve_workflow: Any = None,
+    resolve_workflow: WorkflowResolver | None = None,
     sync_timeout: float | None = None,
     trigger: dict[str, Any] | None = None,
 ) -> SyncCall:
@@ -128,16 +130,16 @@ async def run_sync(
     flow_run_task = asyncio.create_task(
         api.create_flow_run(
             flow_name=definition.id,
-            name=recording.flow_run_name(definition),
+            name=encoding.flow_run_name(definition),
             parameters=input_data,
             state=Running(timestamp=started),
-            tags=recording.run_tags(definition, "sync"),
+            tags=encoding.run_tags(definition, "sync"),
             context={"flowdeck": {"mode": "sync", "trigger": trigger or {"type": "manual"}}},
-            labels={"flowdeck.attempt": 1},
+            labels=encoding.first_attempt_labels(),
             flow_version=str(definition.version),
         )
     )
-    events = recording.TaskRunEvents(definition=definition, mode="sync")
+    events = TaskRunEvents(definition=definition, mode="sync")
     hooks = SyncHooks(definition=definition, events=events, flow_run=flow_run_task, deadline=deadline)
     # The execution id is the flow run id; it is only needed once the run ends, so steps
     # without side effects run while Prefect is still creating it.
@@ -171,7 +173,7 @@ async def run_sync(
 
     flow_run = await flow_run_task
     events.attach(flow_run.id)
-    execution_id = recording.execution_id_for(flow_run.id)
+    execution_id = encoding.execution_id_for(flow_run.id)
 
     if handoff is not None:
         # The step in progress stays open in Prefect; the worker that continues the
@@ -186,7 +188,7 @@ async def run_sync(
             )
         events.log(None, 20, f"sync limit ({limit:g} s) reached: continuing in async mode ({handoff.status})")
         await _hand_off(api, flow_run.id, hooks.journal, handoff)
-        body = {"status": handoff.status, "execution_id": execution_id}
+        body: dict[str, Any] = {"status": handoff.status, "execution_id": execution_id}
         if handoff.resume_at is not None:
             body["resume_at"] = handoff.resume_at.isoformat()
 
@@ -199,7 +201,7 @@ async def run_sync(
     body = outcome.body(execution_id)
 
     async def finish() -> None:
-        await record_outcome(api, flow_run.id, outcome)
+        await transitions.finish(api, flow_run.id, outcome)
 
     return SyncCall(body=body, execution_id=execution_id, finish=finish)
 
@@ -207,51 +209,23 @@ async def run_sync(
 async def _execute_with_id_early(run: Run, flow_run_task: "asyncio.Task[FlowRun]", hooks: SyncHooks) -> Outcome:
     def fill_id(task: "asyncio.Task[FlowRun]") -> None:
         if not task.cancelled() and task.exception() is None:
-            run.ctx["execution"]["id"] = recording.execution_id_for(task.result().id)
+            run.ctx["execution"]["id"] = encoding.execution_id_for(task.result().id)
 
     flow_run_task.add_done_callback(fill_id)
     return await run.execute()
 
 
-async def record_outcome(api: PrefectAPI, flow_run_id: UUID, outcome: Outcome, *, set_state: bool = True) -> None:
-    """The final state, with the documented body persisted as its result."""
-    record = await recording.write_record(recording.outcome_key(flow_run_id), outcome.record())
-    if not set_state:  # Prefect's engine hosts the run and sets the final state itself
-        return
-    if outcome.status == "success":
-        state = Completed(data=record, message="success")
-    else:
-        error = outcome.error or {}
-        state = Failed(
-            data=record,
-            message=f"step '{error.get('step_name')}' failed: {error.get('message')}",
-        )
-    await api.set_flow_run_state(flow_run_id, state, force=True)
-
-
 async def _hand_off(
-    api: PrefectAPI, flow_run_id: UUID, journal: dict[str, JournalEntry], handoff: _Handoff
+    api: PrefectAPI, flow_run_id: UUID, journal_entries: dict[str, JournalEntry], handoff: _Handoff
 ) -> None:
     """Make the execution durable and give it to the async workers."""
     await asyncio.gather(
-        *(
-            recording.write_record(recording.journal_key(flow_run_id, key), entry.to_json())
-            for key, entry in journal.items()
-        )
+        *(journal.write_step(flow_run_id, key, entry.to_json()) for key, entry in journal_entries.items())
     )
     if handoff.status == "waiting" and handoff.resume_at is not None:
-        state = Scheduled(
-            scheduled_time=handoff.resume_at,
-            name="Waiting",
-            message=waiting_message(handoff.step_name or "wait", handoff.resume_at),
-        )
+        await transitions.suspend(api, flow_run_id, handoff.step_name or "wait", handoff.resume_at)
     else:
-        state = Scheduled(
-            scheduled_time=datetime.now(timezone.utc) - timedelta(seconds=1),
-            name="HandedOff",
-            message="sync limit reached: continuing in async mode",
-        )
-    await api.set_flow_run_state(flow_run_id, state, force=True)
+        await transitions.hand_off(api, flow_run_id)
 
 
-__all__ = ["SyncCall", "run_sync", "record_outcome", "StepError"]
+__all__ = ["SyncCall", "run_sync", "StepError"]

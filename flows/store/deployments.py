@@ -14,6 +14,8 @@ from typing import Any
 from uuid import UUID
 
 from flowdeck.definition.model import WorkflowDefinition
+from flowdeck.store import encoding
+from flowdeck.store.prefect_api import PrefectAPI
 
 WORK_POOL = "flowdeck"
 
@@ -28,7 +30,7 @@ def deployment_name(definition: WorkflowDefinition) -> str:
 
 
 def deployment_tags(definition: WorkflowDefinition) -> list[str]:
-    return ["flowdeck", f"workflow:{definition.id}", f"version:{definition.version}", "mode:async"]
+    return encoding.run_tags(definition, "async")
 
 
 def parameter_schema(definition: WorkflowDefinition) -> dict[str, Any]:
@@ -72,38 +74,24 @@ def deployment_body(definition: WorkflowDefinition, flow_id: UUID, project_dir: 
         "work_pool_name": WORK_POOL,
         "entrypoint": entrypoint(definition),
         "path": str(project_dir),
-        "labels": {"flowdeck.status": definition.status},
+        "labels": encoding.deployment_labels(definition),
     }
 
 
-async def ensure_work_pool(api: Any) -> None:
-    response = await api.request("GET", f"/work_pools/{WORK_POOL}")
-    if response.status_code == 404:
-        await api.request(
-            "POST",
-            "/work_pools/",
-            json={
-                "name": WORK_POOL,
-                "type": "process",
-                "description": "flowdeck executions (flowdeck worker, or prefect worker start)",
-            },
-        )
+async def ensure_work_pool(api: PrefectAPI) -> None:
+    await api.ensure_work_pool(WORK_POOL, "flowdeck executions (flowdeck worker, or prefect worker start)")
 
 
-async def sync_deployments(api: Any, definitions: list[WorkflowDefinition], project_dir: Path) -> dict[str, UUID]:
+async def sync_deployments(
+    api: PrefectAPI, definitions: list[WorkflowDefinition], project_dir: Path
+) -> dict[str, UUID]:
     """Create or update the deployment of every published and live version."""
     await ensure_work_pool(api)
     ids: dict[str, UUID] = {}
     for definition in deployed(definitions):
         flow_id = await api.flow_id(definition.id)
-        response = await api.request("POST", "/deployments/", json=deployment_body(definition, flow_id, project_dir))
-        if response.status_code >= 400:
-            from flowdeck.errors import PrefectUnavailable
-
-            raise PrefectUnavailable(
-                f"Prefect refused the deployment of {definition.key}: {response.text[:300]}"
-            )
-        ids[definition.key] = UUID(response.json()["id"])
+        body = deployment_body(definition, flow_id, project_dir)
+        ids[definition.key] = await api.create_deployment(body, definition.key)
     return ids
 
 

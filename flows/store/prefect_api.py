@@ -22,10 +22,11 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from prefect.client.schemas.objects import Deployment, Flow, FlowRun, TaskRun
+from prefect.client.schemas.objects import Deployment, Flow, FlowRun, State, TaskRun
 from prefect.client.schemas.responses import OrchestrationResult
-from prefect.states import State, to_state_create
+from prefect.states import to_state_create
 
+from flowdeck import settings
 from flowdeck.errors import PrefectUnavailable
 
 RETRY_STATUSES = {429, 502, 503, 504}
@@ -41,6 +42,39 @@ def _is_create(method: str, path: str) -> bool:
     return method == "POST" and (path.rstrip("/") == "/flow_runs" or path.endswith("/create_flow_run"))
 
 
+def auth_headers() -> dict[str, str]:
+    """The Authorization header Prefect's own client sends (PREFECT_API_KEY or
+    PREFECT_API_AUTH_STRING), for every request flowdeck makes."""
+    headers = {}
+    api_key = os.environ.get("PREFECT_API_KEY")
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    auth_string = os.environ.get("PREFECT_API_AUTH_STRING")
+    if auth_string:
+        import base64
+
+        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+    return headers
+
+
+def _api_url(api_url: str | None) -> str:
+    url = (api_url or os.environ.get("PREFECT_API_URL") or "").rstrip("/")
+    if not url:
+        raise PrefectUnavailable("PREFECT_API_URL is not set")
+    return url
+
+
+def read_flow_run_blocking(flow_run_id: str, api_url: str | None = None) -> dict[str, Any] | None:
+    """One flow run as JSON, read without an event loop (a Prefect entrypoint's module
+    attribute is looked up synchronously); None when it cannot be read."""
+    try:
+        response = httpx.get(f"{_api_url(api_url)}/flow_runs/{flow_run_id}", headers=auth_headers(), timeout=10)
+        data = response.json()
+    except (httpx.HTTPError, ValueError, PrefectUnavailable):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _state_json(state: State[Any], flow_run_id: UUID | None = None) -> dict[str, Any]:
     state_create = to_state_create(state)
     if flow_run_id is not None:
@@ -52,26 +86,15 @@ class PrefectAPI:
     """An async client for one Prefect API; share one per process (connections are pooled)."""
 
     def __init__(self, api_url: str | None = None) -> None:
-        self.api_url = (api_url or os.environ.get("PREFECT_API_URL") or "").rstrip("/")
-        if not self.api_url:
-            raise PrefectUnavailable("PREFECT_API_URL is not set")
-        headers = {}
-        api_key = os.environ.get("PREFECT_API_KEY")
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        auth_string = os.environ.get("PREFECT_API_AUTH_STRING")
-        if auth_string:
-            import base64
-
-            headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+        self.api_url = _api_url(api_url)
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
-            headers=headers,
+            headers=auth_headers(),
             timeout=httpx.Timeout(30.0, connect=5.0),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         )
         self._flow_ids: dict[str, UUID] = {}
-        self._writes = asyncio.Semaphore(int(os.environ.get("FLOWDECK_PREFECT_WRITES") or 2))
+        self._writes = asyncio.Semaphore(settings.prefect_writes())
         self._creates_waiting = 0
         self._no_creates = asyncio.Event()
         self._no_creates.set()
@@ -217,19 +240,71 @@ class PrefectAPI:
     async def update_flow_run_labels(self, flow_run_id: UUID, labels: dict[str, Any]) -> None:
         await self.request("PATCH", f"/flow_runs/{flow_run_id}/labels", json=labels)
 
+    async def update_flow_run_tags(self, flow_run_id: UUID, tags: list[str]) -> None:
+        await self.request("PATCH", f"/flow_runs/{flow_run_id}", json={"tags": tags})
+
     # task runs ---------------------------------------------------------------------------
     async def read_task_runs(self, flow_run_id: UUID, limit: int = 200) -> list[TaskRun]:
+        return await self.read_task_runs_of([flow_run_id], limit)
+
+    async def read_task_runs_of(
+        self, flow_run_ids: list[UUID], limit: int = 200, *, strict: bool = True
+    ) -> list[TaskRun]:
+        """The task runs of these flow runs, oldest first (not `strict`: [] when Prefect
+        refuses the query)."""
         body = {
-            "flow_runs": {"id": {"any_": [str(flow_run_id)]}},
+            "flow_runs": {"id": {"any_": [str(i) for i in flow_run_ids]}},
             "sort": "EXPECTED_START_TIME_ASC",
             "limit": limit,
         }
         response = await self.request("POST", "/task_runs/filter", json=body)
+        if response.status_code != 200 and not strict:
+            return []
         if response.status_code >= 400:
             raise PrefectUnavailable(f"Prefect refused a task-run query: {response.text[:300]}")
         return [TaskRun.model_validate(item) for item in response.json()]
 
+    # logs --------------------------------------------------------------------------------
+    async def read_logs(self, log_filter: dict[str, Any], limit: int = 200) -> list[dict[str, Any]]:
+        """Log lines as JSON, oldest first ([] when Prefect refuses the query)."""
+        response = await self.request(
+            "POST", "/logs/filter", json={"logs": log_filter, "sort": "TIMESTAMP_ASC", "limit": limit}
+        )
+        if response.status_code != 200:
+            return []
+        lines: list[dict[str, Any]] = response.json()
+        return lines
+
+    # work pools and workers --------------------------------------------------------------
+    async def ensure_work_pool(self, name: str, description: str) -> None:
+        """Create the process work pool `name` unless it exists."""
+        response = await self.request("GET", f"/work_pools/{name}")
+        if response.status_code == 404:
+            await self.request(
+                "POST", "/work_pools/", json={"name": name, "type": "process", "description": description}
+            )
+
+    async def heartbeat_worker(self, work_pool: str, name: str, interval_seconds: int) -> None:
+        await self.request(
+            "POST",
+            f"/work_pools/{work_pool}/workers/heartbeat",
+            json={"name": name, "heartbeat_interval_seconds": interval_seconds},
+        )
+
+    async def read_workers(self, work_pool: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The workers of a work pool as JSON (name, last_heartbeat_time, ...)."""
+        response = await self.request("POST", f"/work_pools/{work_pool}/workers/filter", json={"limit": limit})
+        workers: list[dict[str, Any]] = response.json()
+        return workers
+
     # deployments -------------------------------------------------------------------------
+    async def create_deployment(self, body: dict[str, Any], what: str) -> UUID:
+        """Create or update a deployment (Prefect upserts by flow and name)."""
+        response = await self.request("POST", "/deployments/", json=body)
+        if response.status_code >= 400:
+            raise PrefectUnavailable(f"Prefect refused the deployment of {what}: {response.text[:300]}")
+        return UUID(response.json()["id"])
+
     async def read_deployment_by_name(self, flow_name: str, deployment_name: str) -> Deployment | None:
         response = await self.request("GET", f"/deployments/name/{flow_name}/{deployment_name}")
         if response.status_code == 404:

@@ -75,12 +75,13 @@ async def set_default(target: str) -> StorageSetting:
 
 
 async def _save_redis_block(url: str) -> UUID:
-    from prefect_redis.blocks import RedisDatabase
+    from prefect_redis.blocks import RedisDatabase  # type: ignore[import-untyped]
 
     block: Any = RedisDatabase.from_connection_string(url)
     await _check_reachable(block)
     await RedisDatabase.aregister_type_and_schema()
-    return await block.asave(REDIS_BLOCK_NAME, overwrite=True)
+    saved: UUID = await block.asave(REDIS_BLOCK_NAME, overwrite=True)
+    return saved
 
 
 async def _check_reachable(block: Any) -> None:

@@ -1,0 +1,85 @@
+"""The worker's liveness half: it heartbeats as a worker of the `flowdeck` work pool and
+takes over the runs whose executor is gone (a worker whose heartbeat stopped, a sync caller
+that died), rescheduling them so they resume from their journal."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect.client.schemas.objects import FlowRun, StateType
+
+from flowdeck import settings
+from flowdeck.errors import FlowdeckError
+from flowdeck.execution.worker.scheduling import Scheduling
+from flowdeck.store import encoding, transitions
+from flowdeck.store.deployments import WORK_POOL
+
+
+class Liveness(Scheduling):
+    async def _heartbeat_once(self) -> None:
+        await self.api.heartbeat_worker(WORK_POOL, self.name, int(max(1, self.settings.heartbeat_interval)))
+
+    async def _live_workers(self, now: datetime) -> set[str]:
+        return {
+            w["name"]
+            for w in await self.api.read_workers(WORK_POOL)
+            if w.get("last_heartbeat_time")
+            and (now - datetime.fromisoformat(w["last_heartbeat_time"])).total_seconds() < self.settings.dead_after
+        }
+
+    async def _runs_in_flight(self) -> list[FlowRun]:
+        runs: list[FlowRun] = []
+        while True:  # every page: with many workers, more than one page of runs is in flight
+            page = await self.api.read_flow_runs(
+                {
+                    "flow_runs": {
+                        "tags": {"all_": [encoding.FLOWDECK_TAG], "any_": self._workflow_tags()},
+                        "state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}},
+                    },
+                    "sort": "ID_DESC",
+                    "limit": 200,
+                    "offset": len(runs),
+                }
+            )
+            runs += page
+            if len(page) < 200:
+                return runs
+
+    async def _recover_once(self) -> None:
+        """Reschedule runs whose executor is gone: a silent worker or a dead sync caller."""
+        now = datetime.now(timezone.utc)
+        alive = await self._live_workers(now)
+        self._peers = sorted(alive)
+        for flow_run in await self._runs_in_flight():
+            if flow_run.id in self._claimed:
+                continue
+            owner = encoding.owner_of(flow_run)
+            since = flow_run.state.timestamp if flow_run.state else now
+            if owner is None:  # a sync caller: presumed dead well past its limit
+                limit = self._sync_limit(flow_run)
+                if flow_run.start_time and (now - flow_run.start_time).total_seconds() < limit + self.settings.sync_grace:
+                    continue
+            elif owner == self.name:
+                pass  # ours, yet no longer running here: its end could not be recorded (Prefect was down)
+            elif owner in alive or (now - since).total_seconds() < self.settings.dead_after:
+                continue
+            if flow_run.state_type == StateType.CANCELLING:
+                await transitions.cancel(self.api, flow_run.id)
+                continue
+            # Re-read just before the forced reschedule: a run that moved on meanwhile (ended,
+            # or claimed again here) must not be sent back.
+            current = await self.api.read_flow_run(flow_run.id)
+            if (current is None or flow_run.id in self._claimed or current.state is None
+                    or flow_run.state is None or current.state.timestamp != flow_run.state.timestamp):
+                continue
+            who = ("this worker (its end was not recorded)" if owner == self.name
+                   else f"worker {owner}" if owner else "the sync caller")
+            await transitions.reschedule(self.api, flow_run.id, f"recovered: {who} stopped responding")
+            self.arm(flow_run.id, datetime.now(timezone.utc))
+
+    def _sync_limit(self, flow_run: FlowRun) -> float:
+        try:
+            definition = self._definition_for(flow_run)
+        except FlowdeckError:
+            return settings.sync_timeout_default()
+        return definition.sync_timeout or settings.sync_timeout_default()

@@ -1,0 +1,236 @@
+"""The worker's scheduling half: which runs to take and when.
+
+New runs arrive through Prefect's event stream (`prefect.flow-run.Scheduled`); a poll for
+runs due within the look-ahead window is the safety net. Each run gets a timer that claims
+it when it falls due (`store.transitions.claim`: Prefect grants it to one claimant), then
+it runs on this event loop as one durable attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import FlowRun, StateType
+
+from flowdeck.definition.model import WorkflowDefinition
+from flowdeck.errors import FlowdeckError, PrefectUnavailable
+from flowdeck.execution import durable
+from flowdeck.execution.worker.base import WorkerState, log
+from flowdeck.runtime.inputs import input_problems
+from flowdeck.runtime.interpreter import Outcome
+from flowdeck.store import encoding, transitions
+from flowdeck.store.deployments import sync_deployments
+
+
+class Scheduling(WorkerState):
+    def _workflow_tags(self) -> list[str]:
+        return encoding.workflow_tags(d.id for d in self.engine.catalog.definitions)
+
+    def _definitions_stamp(self) -> tuple[tuple[str, float], ...]:
+        directory = Path(self.engine.catalog.directory)
+        files = list(directory.rglob("*.yaml")) + list(directory.rglob("*.yml"))
+        return tuple(sorted((str(p), p.stat().st_mtime) for p in files if p.exists()))
+
+    async def _sync_deployments(self) -> None:
+        await sync_deployments(self.api, self.engine.catalog.definitions, Path(self.project_dir or Path.cwd()))
+
+    async def _reload_if_changed(self) -> None:
+        """Definitions edited, added or removed: reload them and re-sync the deployments."""
+        stamp = self._definitions_stamp()
+        if self._stamp is None:
+            self._stamp = stamp
+            return
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        self.engine.reload(self.engine.catalog.directory)
+        self._unknown.clear()
+        await self._sync_deployments()
+        log.info("definitions changed: now serving %d", len(self.engine.catalog.definitions))
+
+    async def _poll_once(self) -> None:
+        await self._reload_if_changed()
+        horizon = datetime.now(timezone.utc) + timedelta(seconds=self.settings.lookahead)
+        runs = await self.api.read_flow_runs(
+            {
+                "flow_runs": {
+                    # only workflows this worker has definitions for: others' runs must
+                    # not crowd its own out of the page
+                    "tags": {"all_": [encoding.FLOWDECK_TAG], "any_": self._workflow_tags()},
+                    "state": {"type": {"any_": ["SCHEDULED"]}},
+                    "next_scheduled_start_time": {"before_": horizon.isoformat()},
+                    # runs already armed here, or left to their owner until they are
+                    # overdue, are not sent again: with thousands due, the look-ahead
+                    # window would otherwise return the same page to every worker each poll
+                    "id": {"not_any_": self._not_wanted()},
+                },
+                "sort": "NEXT_SCHEDULED_START_TIME_ASC",
+                "limit": 200,
+            }
+        )
+        now = datetime.now(timezone.utc)
+        grace = timedelta(seconds=self.settings.claim_grace)
+        for flow_run in runs:
+            due = encoding.due_of(flow_run)
+            if self.owns(flow_run.id) or due + grace < now:
+                self._passed_over.pop(flow_run.id, None)
+                self.arm(flow_run.id, due, flow_run)
+            else:
+                self._passed_over[flow_run.id] = due + grace
+
+    def _not_wanted(self) -> list[str]:
+        """Ids the poll should not return: armed here, or another worker's and not overdue."""
+        now = datetime.now(timezone.utc)
+        for flow_run_id, anyones_from in list(self._passed_over.items()):
+            if anyones_from <= now:
+                del self._passed_over[flow_run_id]  # overdue: the next poll returns it again
+        return [str(i) for i in [*self._armed, *self._passed_over][:1000]]
+
+    async def _listen(self) -> None:
+        from prefect.events.clients import get_events_subscriber
+        from prefect.events.filters import EventFilter, EventNameFilter
+
+        event_filter = EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.Scheduled", "prefect.flow-run.Cancelling"])
+        )
+        while True:
+            try:
+                async with get_events_subscriber(filter=event_filter, reconnection_attempts=1000) as events:
+                    async for event in events:
+                        await self._on_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("event stream lost (%s); polling covers until it is back", error)
+                await asyncio.sleep(1.0)
+
+    async def _on_event(self, event: Any) -> None:
+        if not encoding.event_is_for(event, (d.id for d in self.engine.catalog.definitions)):
+            return  # not flowdeck's, or a workflow this worker has no definition for
+        flow_run_id = encoding.event_flow_run_id(event)
+        if event.event.endswith("Cancelling"):
+            running = self._running.get(flow_run_id)
+            if running:
+                running[1].set()
+                running[0].cancel()
+            return
+        if not self.owns(flow_run_id):
+            return  # its owner claims it; the poll catches it if the owner does not
+        flow_run = await self.api.read_flow_run(flow_run_id)
+        if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
+            self.arm(flow_run.id, encoding.due_of(flow_run), flow_run)
+
+    def arm(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None = None) -> None:
+        """Start a timer that claims the run when it falls due (once per run). `flow_run` is
+        the run as just read, if it was: a read older than a second is repeated at the claim."""
+        if flow_run_id in self._armed or flow_run_id in self._running:
+            return
+        self._armed[flow_run_id] = asyncio.create_task(self._claim_when_due(flow_run_id, due, flow_run))
+
+    def arm_if_soon(self, flow_run_id: UUID, due: datetime) -> None:
+        """A run this worker just suspended: armed now only if due within the look-ahead, so
+        that thousands of long waits cost no timers here; the poll arms the others in time."""
+        if (due - datetime.now(timezone.utc)).total_seconds() <= self.settings.lookahead:
+            self.arm(flow_run_id, due)
+
+    async def _claim_when_due(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None) -> None:
+        try:
+            read_at = asyncio.get_running_loop().time()
+            delay = (due - datetime.now(timezone.utc)).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            assert self._slots is not None
+            await self._slots.acquire()
+            try:
+                # A run read a moment ago needs no second read: the claim itself is refused
+                # if its state moved on meanwhile. An older read may be stale (the run
+                # suspended again, its attempt count changed): read it again.
+                fresh = flow_run is not None and asyncio.get_running_loop().time() - read_at < 1.0
+                await self._claim_and_execute(flow_run_id, flow_run if fresh else None)
+            finally:
+                self._slots.release()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("execution %s: %s", encoding.execution_id_for(flow_run_id), error)
+        finally:
+            if self._armed.get(flow_run_id) is asyncio.current_task():  # not a re-armed successor
+                del self._armed[flow_run_id]
+
+    # execution -----------------------------------------------------------------------
+    async def _claim_and_execute(self, flow_run_id: UUID, flow_run: FlowRun | None = None) -> None:
+        self._claimed.add(flow_run_id)
+        try:
+            await self._claim_and_execute_claimed(flow_run_id, flow_run)
+        finally:
+            self._claimed.discard(flow_run_id)
+
+    async def _claim_and_execute_claimed(self, flow_run_id: UUID, flow_run: FlowRun | None) -> None:
+        if flow_run is None:
+            flow_run = await self.api.read_flow_run(flow_run_id)
+            if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
+                due = encoding.due_of(flow_run)
+                if due > datetime.now(timezone.utc) + timedelta(seconds=0.05):
+                    # it suspended again since it was armed: not due yet
+                    self._armed.pop(flow_run_id, None)
+                    self.arm_if_soon(flow_run_id, due)
+                    return
+        if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
+            return
+        try:
+            definition = self._definition_for(flow_run)
+        except FlowdeckError as error:
+            # Another worker (with other definitions) may know it: leave the run alone.
+            if flow_run_id not in self._unknown:
+                self._unknown.add(flow_run_id)
+                log.warning("not claiming %s: %s", encoding.execution_id_for(flow_run_id), error.message)
+            return
+        if not await transitions.claim(self.api, flow_run_id, self.name):
+            return  # another worker has it, or it was cancelled
+        problems = input_problems(definition, flow_run.parameters or {})
+        if not await transitions.start(self.api, flow_run_id, self.name):
+            return
+        if problems:
+            listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+            invalid = {"step_name": None, "message": f"input_data is not valid: {listed}"}
+            await transitions.finish(self.api, flow_run_id, Outcome(status="failed", error=invalid))
+            return
+        await self._execute(flow_run, definition)
+
+    async def _execute(self, flow_run: FlowRun, definition: WorkflowDefinition) -> None:
+        cancel = asyncio.Event()
+        task = asyncio.create_task(
+            durable.execute_flow_run(
+                self.api,
+                flow_run,
+                definition,
+                http=self.engine.http,
+                resolve_workflow=self.engine.resolve_for_step,
+                cancel_requested=cancel,
+            )
+        )
+        self._running[flow_run.id] = (task, cancel)
+        try:
+            disposition = await task
+        except asyncio.CancelledError:
+            if cancel.is_set():
+                await transitions.cancel(self.api, flow_run.id)
+            elif self._stop.is_set():
+                await transitions.reschedule(self.api, flow_run.id, f"worker {self.name} shut down")
+            raise
+        finally:
+            self._running.pop(flow_run.id, None)
+        self.executed += 1
+        if disposition.kind in ("suspended", "retrying") and disposition.resume_at is not None:
+            self.arm_if_soon(flow_run.id, disposition.resume_at)
+
+    def _definition_for(self, flow_run: FlowRun) -> WorkflowDefinition:
+        workflow_id = encoding.workflow_of(flow_run)
+        version = encoding.version_text_of(flow_run)
+        if workflow_id is None or version is None:
+            raise PrefectUnavailable("the flow run has no workflow/version tags")
+        return self.engine.catalog.resolve(workflow_id, int(version), allow_draft=True)

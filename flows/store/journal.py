@@ -1,0 +1,111 @@
+"""The journal: step entries and outcomes in Prefect's result storage.
+
+Each finished step's journal entry and each execution's outcome is a result record (keys
+in `flowdeck.store.encoding`), so any process (any machine, with shared storage) reads
+them. A storage that cannot be reached is waited for (`STORAGE_PATIENCE_SECONDS`) rather
+than taken for a missing record: a journal entry read as missing would run a finished step
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from prefect._internal.compatibility.blocks import call_explicitly_async_block_method
+from prefect._internal.result_records import ResultRecord
+from prefect.filesystems import WritableFileSystem
+from prefect.results import ResultStore, get_default_result_storage
+from prefect.serializers import JSONSerializer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from flowdeck.errors import PrefectUnavailable
+from flowdeck.store import encoding
+
+_store: ResultStore | None = None
+T = TypeVar("T")
+
+
+def result_store() -> ResultStore:
+    """Prefect's default result storage ($PREFECT_HOME/storage or the configured block)."""
+    global _store
+    if _store is None:
+        _store = ResultStore(
+            result_storage=get_default_result_storage(_sync=True),  # type: ignore[call-arg, arg-type]
+            serializer=JSONSerializer(),
+            cache_result_in_memory=False,
+        )
+    return _store
+
+
+# How long a journal or outcome write (or a journal read, on resume) waits for a result
+# storage that cannot be reached (a Redis restarting, say) before the attempt gives up.
+STORAGE_PATIENCE_SECONDS = 60.0
+# Errors that mean "cannot reach the storage now", as opposed to a record that is missing
+# or cannot be serialized.
+_UNREACHABLE = (OSError, TimeoutError, RedisConnectionError, RedisTimeoutError)
+
+
+async def _patiently(operation: Callable[[], Awaitable[T]], what: str, patience: float) -> T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    delay = 0.05
+    while True:
+        try:
+            return await operation()
+        except _UNREACHABLE as error:
+            if loop.time() >= deadline:
+                raise PrefectUnavailable(
+                    f"the result storage cannot be reached ({what}): {error}; "
+                    "check it is running (`flowdeck storage show` names it)"
+                ) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def write_record(key: str, value: Any, patience: float = STORAGE_PATIENCE_SECONDS) -> ResultRecord[Any]:
+    store = result_store()
+    record = store.create_result_record(value, key=key)
+    await _patiently(lambda: store.apersist_result_record(record), f"writing {key}", patience)
+    return record
+
+
+async def read_record(key: str, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
+    """The record's value, or None if there is none. One read: Prefect's `exists` reads the
+    whole record too, and answers False on any error, which would take a storage that is
+    down for a missing journal entry and run a finished step again."""
+    storage = cast(WritableFileSystem, result_store().result_storage)
+
+    async def read() -> bytes | None:
+        try:
+            content: bytes | None = await call_explicitly_async_block_method(storage, "read_path", (key,), {})
+            return content
+        except (ValueError, FileNotFoundError, KeyError):  # missing (a local file, for one)
+            return None
+
+    content = await _patiently(read, f"reading {key}", patience)
+    if not content:
+        return None
+    return ResultRecord.deserialize(content, backup_serializer=JSONSerializer()).result
+
+
+async def write_step(flow_run_id: UUID, step_key: str, entry: dict[str, Any]) -> None:
+    """A step's journal entry (JournalEntry.to_json())."""
+    await write_record(encoding.journal_key(flow_run_id, step_key), entry)
+
+
+async def read_step(
+    flow_run_id: UUID, step_key: str, patience: float = STORAGE_PATIENCE_SECONDS
+) -> Any | None:
+    return await read_record(encoding.journal_key(flow_run_id, step_key), patience=patience)
+
+
+async def write_outcome(flow_run_id: UUID, record: dict[str, Any]) -> ResultRecord[Any]:
+    return await write_record(encoding.outcome_key(flow_run_id), record)
+
+
+async def read_outcome(flow_run_id: UUID, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
+    return await read_record(encoding.outcome_key(flow_run_id), patience=patience)

@@ -1,0 +1,286 @@
+"""The read model of executions, steps and logs: what the CLI, the API and the dashboard show.
+
+Prefect is the only store: the status of an execution is its flow run's state, its
+workflow and mode are the run's tags, its output or error is the result record of the
+final state, its current step is the latest task run (the encoding is
+`flowdeck.store.encoding`). Any process that can reach the Prefect API (and its result
+storage) answers the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
+
+from flowdeck.errors import UnknownExecution
+from flowdeck.store import encoding, journal
+from flowdeck.store.prefect_api import PrefectAPI
+
+TERMINAL = encoding.TERMINAL
+PAGE = 200  # Prefect's largest page
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def read_flow_run(api: PrefectAPI, execution_id: str) -> FlowRun:
+    flow_run_id = encoding.flow_run_id_for(execution_id)
+    flow_run = await api.read_flow_run(flow_run_id) if flow_run_id else None
+    if flow_run is None or not encoding.is_flowdeck_run(flow_run):
+        raise UnknownExecution(
+            f"no execution '{execution_id}'; execution ids look like exec_<32 hex> "
+            "(see `flowdeck executions`)"
+        )
+    return flow_run
+
+
+async def get_status(api: PrefectAPI, execution_id: str) -> dict[str, Any]:
+    """The body of `flowdeck status` and `GET /workflow/workflow-executions/{id}`."""
+    flow_run = await read_flow_run(api, execution_id)
+    return await status_body(api, flow_run)
+
+
+async def status_body(
+    api: PrefectAPI, flow_run: FlowRun, *, with_steps: bool = True, with_result: bool = True
+) -> dict[str, Any]:
+    status = encoding.status_of(flow_run)
+    version = encoding.version_text_of(flow_run)
+    body: dict[str, Any] = {
+        "status": status,
+        "execution_id": encoding.execution_id_for(flow_run.id),
+        "workflow_id": encoding.workflow_of(flow_run),
+        "workflow_version": int(version) if version and version.isdigit() else version,
+        "mode": encoding.mode_of(flow_run),
+        "created_at": _iso(flow_run.created),
+        "started_at": _iso(flow_run.start_time),
+        "ended_at": _iso(flow_run.end_time) if status in TERMINAL else None,
+        "current_step": None,
+        "resume_at": _iso(encoding.resume_at_of(flow_run)),
+        "attempt": encoding.attempt_of(flow_run),
+    }
+    state = flow_run.state
+    if with_steps and (status != "pending" or body["attempt"] > 1):
+        body["current_step"] = await current_step(api, flow_run)
+        if status == "waiting" and state is not None:
+            # task runs arrive through events and may lag the state by a few ms; the
+            # Waiting state names its step (encoding.waiting_message)
+            body["current_step"] = encoding.waiting_step(state.message) or body["current_step"]
+    if with_result and status in ("success", "failed"):
+        # a status read answers at once (503) rather than wait for a result storage that is down
+        outcome = await journal.read_outcome(flow_run.id, patience=0)
+        if status == "success":
+            body["output"] = (outcome or {}).get("output") if outcome else {}
+        else:
+            body["error"] = (outcome or {}).get("error") if outcome else None
+            if not body["error"]:
+                body["error"] = {"step_name": None, "message": (state.message if state else None) or "failed"}
+    return body
+
+
+def _chosen_step(task_runs: list[TaskRun]) -> TaskRun:
+    """The step running or waiting now, else the last one that ran (task runs oldest first)."""
+    open_runs = [t for t in task_runs if t.state_type in (StateType.RUNNING, StateType.PENDING)]
+    return (open_runs or task_runs)[-1]
+
+
+async def current_step(api: PrefectAPI, flow_run: FlowRun) -> str | None:
+    """The step running or waiting now, else the last one that ran."""
+    task_runs = await api.read_task_runs(flow_run.id)
+    if not task_runs:
+        return None
+    return _chosen_step(task_runs).name
+
+
+def _flow_runs_query(flow_runs_filter: dict[str, Any], limit: int, offset: int | None = None) -> dict[str, Any]:
+    query = {"flow_runs": flow_runs_filter, "sort": "EXPECTED_START_TIME_DESC", "limit": limit}
+    if offset is not None:
+        query["offset"] = offset
+    return query
+
+
+def _before_horizon() -> dict[str, Any]:
+    # schedule triggers create runs days ahead; they are not executions yet
+    horizon = datetime.now(timezone.utc) + timedelta(minutes=1)
+    return {"expected_start_time": {"before_": horizon.isoformat()}}
+
+
+async def recent(
+    api: PrefectAPI,
+    *,
+    limit: int = 200,
+    workflow_id: str | None = None,
+    statuses: list[str] | None = None,
+    include_future: bool = False,
+) -> list[dict[str, Any]]:
+    """Recent executions, newest first, as status bodies without the per-run lookups
+    (current_step, output) that a list does not need."""
+    flow_runs_filter = encoding.flowdeck_runs_filter(workflow_id)
+    if statuses:
+        types = sorted({t for s in statuses for t in encoding.STATE_TYPES_OF_STATUS.get(s, [])})
+        flow_runs_filter["state"] = {"type": {"any_": types}}
+    if not include_future:
+        flow_runs_filter.update(_before_horizon())
+    runs = await api.read_flow_runs(_flow_runs_query(flow_runs_filter, limit))
+    bodies = [await status_body(api, run, with_steps=False, with_result=False) for run in runs]
+    if statuses:
+        bodies = [b for b in bodies if b["status"] in statuses]
+    return bodies
+
+
+# the dashboard ---------------------------------------------------------------------------
+async def _bodies(api: PrefectAPI, flow_runs_filter: dict[str, Any], offset: int = 0) -> list[dict[str, Any]]:
+    runs = await api.read_flow_runs(_flow_runs_query(flow_runs_filter, PAGE, offset))
+    return [await status_body(api, run, with_steps=False, with_result=False) for run in runs]
+
+
+async def dashboard_executions(
+    api: PrefectAPI, known_active: list[str], full: bool, limit: int
+) -> list[dict[str, Any]]:
+    """Status bodies for the dashboard's table: the newest page (`full`: pages back to
+    `limit` rows), every active execution, and the executions in `known_active` (to see
+    them end); running and waiting ones with their current step."""
+    base = {**encoding.flowdeck_runs_filter(), **_before_horizon()}
+    bodies: dict[str, dict[str, Any]] = {}
+    pages = max(1, -(-limit // PAGE)) if full else 1
+    for page in range(pages):
+        got = await _bodies(api, base, page * PAGE)
+        bodies.update((b["execution_id"], b) for b in got)
+        if len(got) < PAGE:
+            break
+    active = await _bodies(api, {**base, "state": {"type": {"any_": encoding.ACTIVE_STATE_TYPES}}})
+    bodies.update((b["execution_id"], b) for b in active)
+    ended = [i for i in known_active if i not in bodies]
+    if ended:
+        ids = [str(encoding.flow_run_id_for(i)) for i in ended if encoding.flow_run_id_for(i)]
+        for start in range(0, len(ids), PAGE):
+            got = await _bodies(api, {"id": {"any_": ids[start : start + PAGE]}})
+            bodies.update((b["execution_id"], b) for b in got)
+    await _fill_current_steps(api, [b for b in bodies.values() if b["status"] in ("running", "waiting")])
+    return list(bodies.values())
+
+
+async def _fill_current_steps(api: PrefectAPI, bodies: list[dict[str, Any]]) -> None:
+    """One task-run query for all running executions: the open (else latest) step."""
+    if not bodies:
+        return
+    by_run: dict[UUID, dict[str, Any]] = {}
+    for body in bodies[:PAGE]:
+        flow_run_id = encoding.flow_run_id_for(body["execution_id"])
+        if flow_run_id is not None:
+            by_run[flow_run_id] = body
+    task_runs = await api.read_task_runs_of(list(by_run), PAGE, strict=False)
+    chosen: dict[UUID | None, tuple[bool, str]] = {}
+    for task_run in task_runs:
+        is_open = task_run.state_type is not None and task_run.state_type.value in encoding.OPEN_STEP_STATE_TYPES
+        previous = chosen.get(task_run.flow_run_id)
+        if previous is None or is_open or not previous[0]:
+            chosen[task_run.flow_run_id] = (is_open, task_run.name or "")
+    for run_id, (_, name) in chosen.items():
+        if run_id in by_run:
+            by_run[run_id]["current_step"] = name
+
+
+@dataclass
+class StepView:
+    """One executed step (a task run), with its journaled output when it finished."""
+
+    key: str  # the step's key in the run (`parent.step` inside a loop or a branch)
+    name: str
+    status: str  # a flowdeck status (encoding.step_status)
+    attempt: int  # the task run's run count
+    started_at: datetime | None
+    ended_at: datetime | None
+    output: Any = None  # the journaled output, when it finished
+    has_output: bool = False
+
+
+@dataclass
+class ExecutionView:
+    body: dict[str, Any]
+    steps: list[StepView]
+    input_data: dict[str, Any]
+    flow_run_id: str
+
+
+async def execution_detail(api: PrefectAPI, execution_id: str) -> ExecutionView:
+    """The status body, the steps (with outputs) and the input of one execution."""
+    flow_run = await read_flow_run(api, execution_id)
+    body = await status_body(api, flow_run)
+    steps = []
+    for task_run in await api.read_task_runs(flow_run.id):
+        state = task_run.state_type.value if task_run.state_type else "PENDING"
+        key = task_run.dynamic_key or task_run.name
+        step = StepView(
+            key=key,
+            name=task_run.name,
+            status=encoding.step_status(state),
+            attempt=max(1, task_run.run_count or 1),
+            started_at=task_run.start_time,
+            ended_at=task_run.end_time,
+        )
+        if state == "COMPLETED":
+            try:
+                entry = await journal.read_step(flow_run.id, key, patience=0)
+            except Exception:  # unreadable storage: the step shows without output
+                entry = None
+            if isinstance(entry, dict) and "output" in entry:
+                step.output, step.has_output = entry["output"], True
+        steps.append(step)
+    return ExecutionView(body=body, steps=steps, input_data=dict(flow_run.parameters or {}), flow_run_id=str(flow_run.id))
+
+
+@dataclass
+class LogView:
+    timestamp: datetime
+    level: int
+    message: str
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def logs(api: PrefectAPI, execution_id: str, after: datetime | None) -> list[LogView]:
+    """An execution's log lines after `after`, oldest first (a page)."""
+    flow_run_id = encoding.flow_run_id_for(execution_id)
+    if flow_run_id is None:
+        return []
+    logs_filter: dict[str, Any] = {"flow_run_id": {"any_": [str(flow_run_id)]}}
+    if after is not None:
+        logs_filter["timestamp"] = {"after_": after.isoformat()}
+    lines = []
+    for item in await api.read_logs(logs_filter):
+        moment = _time(item.get("timestamp"))
+        if moment is None or (after is not None and moment <= after):
+            continue
+        lines.append(LogView(moment, item.get("level", 20), item.get("message", "")))
+    return lines
+
+
+async def execution_changes() -> AsyncIterator[None]:
+    """Yields whenever a flowdeck flow run changes state anywhere (Prefect's event stream,
+    tens of milliseconds after the change); reconnects on its own."""
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    event_filter = EventFilter(event=EventNameFilter(prefix=["prefect.flow-run."]))
+    while True:
+        try:
+            async with get_events_subscriber(filter=event_filter, reconnection_attempts=1000) as events:
+                async for event in events:
+                    if encoding.is_flowdeck_event(event):
+                        yield None
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the periodic refresh covers while the stream is down
+            await asyncio.sleep(2.0)

@@ -1,0 +1,89 @@
+"""Every state transition of an execution, through one choke point (`set_state`), as
+Prefect's own flow engine does with its `set_state`.
+
+    claim       Scheduled -> Pending `claimed by <worker>`   (granted to one claimant)
+    start       Pending -> Running `worker <worker>`
+    suspend     -> Scheduled `Waiting` at the due time        (a Wait; nothing is held)
+    hand_off    -> Scheduled `HandedOff` now                  (a sync call's limit)
+    retry       -> Scheduled `AwaitingRetry`, attempt label + 1
+    reschedule  -> Scheduled now                              (recovery, shutdown)
+    finish      -> Completed / Failed, the outcome as its result record
+    request_cancel  Running -> Cancelling                     (its worker stops it)
+    cancel      -> Cancelled
+
+States' names and messages are built in `flowdeck.store.encoding`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from prefect.client.schemas.objects import State
+from prefect.client.schemas.responses import OrchestrationResult, StateWaitDetails
+
+from flowdeck.runtime.interpreter import Outcome
+from flowdeck.store import encoding, journal
+from flowdeck.store.prefect_api import PrefectAPI
+
+
+async def set_state(
+    api: PrefectAPI, flow_run_id: UUID, state: State[Any], *, force: bool = False
+) -> OrchestrationResult[Any]:
+    """The one place a flowdeck execution's state is written."""
+    return await api.set_flow_run_state(flow_run_id, state, force=force)
+
+
+def _accepted(result: OrchestrationResult[Any]) -> bool:
+    return bool(result.status.value == "ACCEPT")
+
+
+async def claim(api: PrefectAPI, flow_run_id: UUID, worker: str) -> bool:
+    """Propose Pending; Prefect's orchestration grants it to exactly one claimant."""
+    result = await set_state(api, flow_run_id, encoding.claimed_state(worker))
+    if result.status.value == "WAIT":  # early: the server says how long
+        details = result.details
+        delay = (details.delay_seconds if isinstance(details, StateWaitDetails) else 0.1) or 0.1
+        await asyncio.sleep(delay)
+        result = await set_state(api, flow_run_id, encoding.claimed_state(worker))
+    return _accepted(result)  # refused: another worker has it, or it was cancelled
+
+
+async def start(api: PrefectAPI, flow_run_id: UUID, worker: str) -> bool:
+    return _accepted(await set_state(api, flow_run_id, encoding.running_state(worker)))
+
+
+async def suspend(api: PrefectAPI, flow_run_id: UUID, step_name: str, until: datetime, wake_at: datetime | None = None) -> None:
+    await set_state(api, flow_run_id, encoding.waiting_state(step_name, until, wake_at), force=True)
+
+
+async def hand_off(api: PrefectAPI, flow_run_id: UUID) -> None:
+    await set_state(api, flow_run_id, encoding.handed_off_state(), force=True)
+
+
+async def retry(api: PrefectAPI, flow_run_id: UUID, attempt: int, retry_at: datetime, error: dict[str, Any]) -> None:
+    """Attempt `attempt` failed: the next one runs at `retry_at`."""
+    await api.update_flow_run_labels(flow_run_id, encoding.attempt_labels(attempt + 1))
+    await set_state(api, flow_run_id, encoding.retry_state(attempt, retry_at, error), force=True)
+
+
+async def reschedule(api: PrefectAPI, flow_run_id: UUID, reason: str) -> None:
+    await set_state(api, flow_run_id, encoding.rescheduled_state(reason), force=True)
+
+
+async def finish(api: PrefectAPI, flow_run_id: UUID, outcome: Outcome, *, set_final_state: bool = True) -> None:
+    """The final state, with the documented body persisted as its result."""
+    record = await journal.write_outcome(flow_run_id, outcome.record())
+    if not set_final_state:  # Prefect's engine hosts the run and sets the final state itself
+        return
+    await set_state(api, flow_run_id, encoding.final_state(outcome.status, outcome.error, record), force=True)
+
+
+async def request_cancel(api: PrefectAPI, flow_run_id: UUID) -> None:
+    await set_state(api, flow_run_id, encoding.cancelling_state(), force=True)
+
+
+async def cancel(api: PrefectAPI, flow_run_id: UUID) -> None:
+    await set_state(api, flow_run_id, encoding.cancelled_state(), force=True)
