@@ -1,5 +1,7 @@
 """Where flowdeck keeps its state and how it finds Prefect: environment variables only.
 
+Every FLOWDECK_* variable is read here, nowhere else; docs/configuration.md lists them all.
+
     FLOWDECK_HOME          state of the embedded Prefect server, results, tokens (~/.flowdeck)
     FLOWDECK_DEFINITIONS   the definitions directory (./definitions)
     FLOWDECK_SYNC_TIMEOUT  the server-wide sync limit in seconds (60)

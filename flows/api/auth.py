@@ -69,7 +69,8 @@ def token_matches(presented: str, tokens: Iterable[str]) -> bool:
 def bearer_of(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            header: str = value.decode("latin-1")
+            scheme, _, credentials = header.partition(" ")
             if scheme.lower() == "bearer" and credentials.strip():
                 return credentials.strip()
             return None

@@ -45,7 +45,7 @@ def list_workflows(
     from flowdeck.definition.catalog import load_catalog
 
     catalog = load_catalog(definitions)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for workflow_id, versions in sorted(catalog.workflows().items()):
         for definition in versions:
             rows.append(
