@@ -182,7 +182,7 @@ async def run_sync(
             earlier = hooks.journal.get(key)
             hooks.journal[key] = JournalEntry(
                 status=earlier.status if earlier else "interrupted",
-                started_at=earlier.started_at if earlier else record.task_run.start_time.isoformat(),
+                started_at=earlier.started_at if earlier else record.started_at(),
                 due_at=earlier.due_at if earlier else None,
                 task_run_id=str(record.task_run.id),
             )

@@ -31,6 +31,10 @@ class StepRecord:
     running_sent: bool = False
     timer: asyncio.TimerHandle | None = None
 
+    def started_at(self) -> str:
+        """When the step started, as ISO text (its task run's start time)."""
+        return (self.task_run.start_time or self.running.timestamp).isoformat()
+
 
 @dataclass
 class TaskRunEvents:
