@@ -18,7 +18,7 @@ import sys
 
 import typer
 
-from flowdeck.cli import dashboard, definitions, executions, services, storage
+from flowdeck.cli import authoring, dashboard, definitions, executions, services, storage
 from flowdeck.cli.common import err
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ services_app.command("status")(services.services_status)
 services_app.command("stop")(services.services_stop)
 app.command()(definitions.validate)
 app.command("list")(definitions.list_workflows)
+authoring.register(app)  # test, graph, eval, new, version new, promote (cli/authoring.py)
 app.command()(executions.run)
 app.command()(executions.status)
 app.command()(executions.executions)

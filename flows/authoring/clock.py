@@ -1,0 +1,78 @@
+"""The virtual clock of workflow tests: waits end at once, and time moves as if they had not.
+
+Each test case has a clock that starts at `VIRTUAL_START` and jumps to a wait's due time when
+the wait "ends", so a wait's output is its planned `waited_seconds`, an `until` expression is
+compared with the clock, and JSONata's `$now()` / `$millis()` read the clock too: a case
+gives the same result on every run and every machine.
+
+The interpreter reads the time with `datetime.now(timezone.utc)` and JSONata with
+`Timebox.current_milli_time()`. While `installed()` is active, both read the clock of the
+current asyncio task (a context variable), and real time where no case runs. The
+interpreter has no clock of its own in its `Hooks` yet; this is the one place that would
+change to use one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from jsonata import timebox
+
+from flowdeck.runtime import interpreter
+
+VIRTUAL_START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)  # a Thursday, 09:00 UTC
+
+
+class VirtualClock:
+    def __init__(self, start: datetime = VIRTUAL_START) -> None:
+        self.start = start
+        self.now = start
+
+    def advance_to(self, moment: datetime) -> None:
+        if moment > self.now:
+            self.now = moment
+
+    @property
+    def elapsed(self) -> timedelta:
+        return self.now - self.start
+
+
+current: ContextVar[VirtualClock | None] = ContextVar("flowdeck_test_clock", default=None)
+_real_milli_time = timebox.Timebox.current_milli_time
+_installed = 0
+_DATETIME, _MILLI_TIME = "datetime", "current_milli_time"  # the names replaced while installed
+
+
+class _ClockedDatetime(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> Any:
+        clock = current.get()
+        if clock is None:
+            return datetime.now(tz)
+        return clock.now.astimezone(tz) if tz is not None else clock.now.replace(tzinfo=None)
+
+
+def _clocked_milli_time() -> int:
+    clock = current.get()
+    return round(clock.now.timestamp() * 1000) if clock is not None else _real_milli_time()
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """Route the interpreter's and JSONata's clocks through `current` (re-entrant)."""
+    global _installed
+    if _installed == 0:
+        setattr(interpreter, _DATETIME, _ClockedDatetime)
+        setattr(timebox.Timebox, _MILLI_TIME, staticmethod(_clocked_milli_time))
+    _installed += 1
+    try:
+        yield
+    finally:
+        _installed -= 1
+        if _installed == 0:
+            setattr(interpreter, _DATETIME, datetime)
+            setattr(timebox.Timebox, _MILLI_TIME, staticmethod(_real_milli_time))
