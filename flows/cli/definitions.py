@@ -19,17 +19,20 @@ if TYPE_CHECKING:
 def validate(
     paths: list[Path] = typer.Argument(None, help="Files or directories (default: the definitions directory)."),
     definitions: Path | None = DefinitionsOption,
+    fmt: str = typer.Option("text", "--format", "-f", help="text, json, or github (Actions annotations)."),
 ) -> None:
-    """Check definitions: every problem of every file, as PATH:LINE:COL: error: MESSAGE."""
-    from flowdeck.definition.catalog import validate_paths
+    """Check definitions and test files: every problem of every file, as PATH:LINE:COL: error: MESSAGE."""
+    from flowdeck.authoring import checks  # definitions and *.test.yaml files, in each format
 
+    if fmt not in checks.FORMATS:
+        raise fail(f"--format {fmt!r}: use one of {', '.join(checks.FORMATS)}")
     targets = list(paths or [definitions or settings.definitions_dir()])
     missing = [p for p in targets if not p.exists()]
     if missing:
         raise fail(f"no such file or directory: {', '.join(map(str, missing))}")
-    problems = validate_paths(targets)
-    for problem in problems:
-        print(problem)
+    problems = checks.check_targets(targets)
+    if problems or fmt == "json":
+        print(checks.render(problems, fmt))
     errors = sum(1 for p in problems if p.severity == "error")
     warnings = len(problems) - errors
     summary = f"{errors} error(s), {warnings} warning(s)"
