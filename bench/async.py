@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from _common import ROOT, Worker, machine, ms, p50, percentile, private_environment, stop_server
+
+from flowdeck.local.spawn import spawn
 
 SINGLE_RUNS = 30
 BURST = 200
@@ -145,9 +147,8 @@ def _serve_baseline() -> float:
     """Plain Prefect: a `flow.serve()` deployment with default settings, submission to running."""
     script = ROOT / "bench" / ".serve_baseline.py"
     script.write_text(SERVE_SCRIPT)
-    log = open(os.path.join(os.environ["FLOWDECK_HOME"], "serve.log"), "wb")
-    process = subprocess.Popen([sys.executable, str(script)], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True, cwd=ROOT)
+    log = Path(os.environ["FLOWDECK_HOME"]) / "serve.log"
+    process = spawn([sys.executable, str(script)], log, cwd=ROOT, fresh_log=True).process  # ready: _serve_measure
     try:
         return asyncio.run(_serve_measure())
     finally:
