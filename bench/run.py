@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ALIASES = {"test": "authoring"}  # `python bench/run.py test`: flowdeck test's runner (bench/authoring.py)
 
 
 def main(argv: list[str]) -> int:
     available = sorted(
         p.stem for p in HERE.glob("*.py") if p.stem not in ("run", "__init__") and not p.stem.startswith("_")
     )
+    if len(argv) == 1 and argv[0] in ALIASES:
+        argv = [ALIASES[argv[0]]]
     if len(argv) != 1 or argv[0] not in available:
         print(f"usage: python bench/run.py {{{'|'.join(available)}}}", file=sys.stderr)
         return 2
