@@ -47,9 +47,13 @@ async def _wait_done(engine: Any, execution_ids: list[str], timeout: float = 300
     pending = {flow_run_id_for(e) for e in execution_ids}
     while pending and time.monotonic() < deadline:
         runs = await engine.api.read_flow_runs(
-            {"flow_runs": {"id": {"any_": [str(i) for i in list(pending)[:200]]},
-                           "state": {"type": {"any_": ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"]}}},
-             "limit": 200}
+            {
+                "flow_runs": {
+                    "id": {"any_": [str(i) for i in list(pending)[:200]]},
+                    "state": {"type": {"any_": ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"]}},
+                },
+                "limit": 200,
+            }
         )
         for run in runs:
             pending.discard(run.id)
@@ -60,7 +64,7 @@ async def _wait_done(engine: Any, execution_ids: list[str], timeout: float = 300
     runs = []
     ids = [flow_run_id_for(e) for e in execution_ids]
     for start in range(0, len(ids), 200):
-        page = [str(i) for i in ids[start:start + 200]]
+        page = [str(i) for i in ids[start : start + 200]]
         runs += await engine.api.read_flow_runs({"flow_runs": {"id": {"any_": page}}, "limit": 200})
     return runs
 

@@ -23,8 +23,11 @@ from _common import DEFINITIONS, ROOT, machine
 sys.path.insert(0, str(ROOT / "tests" / "scale"))
 from scale_cluster import Cluster, group_members, submit_batch  # noqa: E402  (the suite's harness)
 
-DEFAULT_LIVENESS = {"FLOWDECK_WORKER_HEARTBEAT": "2", "FLOWDECK_WORKER_DEAD_AFTER": "15",
-                    "FLOWDECK_WORKER_POLL_INTERVAL": "2"}
+DEFAULT_LIVENESS = {
+    "FLOWDECK_WORKER_HEARTBEAT": "2",
+    "FLOWDECK_WORKER_DEAD_AFTER": "15",
+    "FLOWDECK_WORKER_POLL_INTERVAL": "2",
+}
 BURST = int(os.environ.get("FLOWDECK_BENCH_SCALE_BURST") or 200)
 CONFIGURATIONS: list[tuple[str, dict[str, Any], int]] = [
     ("sqlite_embedded_1_worker", {"database": None}, 1),

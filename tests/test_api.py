@@ -11,9 +11,8 @@ import json
 
 import httpx
 import pytest
-
-from conftest import run_cli
-from support.api import AUTH, TOKEN, ApiServer, api, count_flow_runs  # noqa: F401  (fixture)
+from support.api import TOKEN, ApiServer, count_flow_runs
+from support.cli import run_cli
 
 EXECUTIONS = "/workflow/workflow-executions"
 
@@ -28,14 +27,20 @@ def test_sync_success_is_the_documented_body(api: ApiServer) -> None:
     assert set(body) == {"status", "execution_id", "output"}
     assert body["status"] == "success"
     assert body["output"] == {
-        "n": 120, "doubled": 240, "parity": "even", "size": "big", "execution_id": body["execution_id"],
+        "n": 120,
+        "doubled": 240,
+        "parity": "even",
+        "size": "big",
+        "execution_id": body["execution_id"],
     }
 
 
 @pytest.mark.parametrize("version", ["latest", "1", 1])
 def test_workflow_version_accepts_latest_string_and_number(api: ApiServer, version: object) -> None:
     with api.client() as client:
-        response = client.post(EXECUTIONS, json={"workflow_id": "five_steps", "workflow_version": version, "input_data": {"n": 3}})
+        response = client.post(
+            EXECUTIONS, json={"workflow_id": "five_steps", "workflow_version": version, "input_data": {"n": 3}}
+        )
     assert response.status_code == 200, response.text
     assert response.json()["output"]["parity"] == "odd"
 
@@ -130,9 +135,7 @@ def _error(response: httpx.Response, status: int, code: str) -> dict:  # type: i
 def test_invalid_input_names_each_field_and_starts_nothing(api: ApiServer, prefect_api: str) -> None:
     before = count_flow_runs(prefect_api, "needs_email")
     with api.client() as client:
-        response = client.post(
-            EXECUTIONS, json={"workflow_id": "needs_email", "input_data": {"tag": 5}}
-        )
+        response = client.post(EXECUTIONS, json={"workflow_id": "needs_email", "input_data": {"tag": 5}})
         asynchronous = client.post(
             f"{EXECUTIONS}/async", json={"workflow_id": "needs_email", "input_data": {"email": "not an email"}}
         )
@@ -175,7 +178,8 @@ def test_malformed_json_is_400_and_oversized_is_413(api: ApiServer) -> None:
     with api.client() as client:
         broken = client.post(EXECUTIONS, content=b'{"workflow_id": ', headers={"Content-Type": "application/json"})
         huge = client.post(
-            EXECUTIONS, content=b'{"workflow_id": "' + b"a" * (2 * 1024 * 1024) + b'"}',
+            EXECUTIONS,
+            content=b'{"workflow_id": "' + b"a" * (2 * 1024 * 1024) + b'"}',
             headers={"Content-Type": "application/json"},
         )
 

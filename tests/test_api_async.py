@@ -9,8 +9,7 @@ import time
 from uuid import UUID
 
 import httpx
-
-from support.api import API_DEFINITIONS, ApiServer, api, count_flow_runs, wait_for_status  # noqa: F401
+from support.api import API_DEFINITIONS, ApiServer, count_flow_runs, wait_for_status
 
 EXECUTIONS = "/workflow/workflow-executions"
 
@@ -20,7 +19,11 @@ def test_async_start_poll_idempotency_and_cancel(api: ApiServer, start_worker) -
     with api.client() as client:
         started = client.post(
             f"{EXECUTIONS}/async",
-            json={"workflow_id": "needs_email", "workflow_version": "latest", "input_data": {"email": "a@b.co", "tag": "x"}},
+            json={
+                "workflow_id": "needs_email",
+                "workflow_version": "latest",
+                "input_data": {"email": "a@b.co", "tag": "x"},
+            },
             headers={"Idempotency-Key": "order-77"},
         )
         assert started.status_code == 202
@@ -62,7 +65,9 @@ def test_webhooks(api: ApiServer, start_worker, prefect_api: str) -> None:  # ty
         first = wait_for_status(client, valid.json()["execution_id"], {"success", "failed"})
         second = wait_for_status(client, other.json()["execution_id"], {"success", "failed"})
         assert first["output"] == {
-            "event": "signup", "payload": {"event": "signup", "user": 7}, "trigger_type": "webhook",
+            "event": "signup",
+            "payload": {"event": "signup", "user": 7},
+            "trigger_type": "webhook",
         }
         assert second["output"]["payload"] == [1, 2, 3] and second["output"]["event"] is None
 
@@ -76,7 +81,9 @@ def test_webhooks(api: ApiServer, start_worker, prefect_api: str) -> None:  # ty
         assert not_live.status_code == 422 and "live" in not_live.json()["error"]["message"]
         assert client.post("/workflow/hooks/drafty", json={}).status_code == 422
         assert client.post("/workflow/hooks/nope", json={}).status_code == 404
-        broken = client.post("/workflow/hooks/open_hook", content=b"{oops", headers={"Content-Type": "application/json"})
+        broken = client.post(
+            "/workflow/hooks/open_hook", content=b"{oops", headers={"Content-Type": "application/json"}
+        )
         assert broken.status_code == 400 and broken.json()["error"]["code"] == "malformed_json"
 
 

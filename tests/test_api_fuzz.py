@@ -16,8 +16,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from support.api import AUTH, ApiServer, api  # noqa: F401  (fixture)
+from support.api import AUTH, ApiServer
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

@@ -7,8 +7,7 @@ import statistics
 import time
 
 import httpx
-
-from support.api import AUTH, ApiServer, api  # noqa: F401  (fixture)
+from support.api import AUTH, ApiServer
 
 CALLS = 200
 
@@ -45,7 +44,4 @@ def test_200_concurrent_sync_calls_all_succeed_with_their_own_output(api: ApiSer
         ids.add(body["execution_id"])
     assert len(ids) == CALLS
     latencies = sorted(seconds * 1000 for seconds, _ in results)
-    print(
-        f"{CALLS} concurrent sync calls: p50 {statistics.median(latencies):.0f} ms, "
-        f"max {latencies[-1]:.0f} ms"
-    )
+    print(f"{CALLS} concurrent sync calls: p50 {statistics.median(latencies):.0f} ms, max {latencies[-1]:.0f} ms")

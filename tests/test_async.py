@@ -10,12 +10,15 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
-from conftest import ROOT, RecordingServer, run_cli
+from support.cli import run_cli
+from support.http_server import RecordingServer
+from support.paths import ROOT
 
 # Imported here, not at the first status read: importing Prefect takes seconds on a loaded
 # machine, long enough to miss a short `waiting` window.
@@ -25,8 +28,16 @@ DEFINITIONS = Path(__file__).parent / "async_definitions"
 
 
 def submit(workflow_id: str, input_data: dict[str, Any], *extra: str) -> dict[str, Any]:
-    result = run_cli("run", workflow_id, "--async", "--json", "--input", json.dumps(input_data), *extra,
-                     env={"FLOWDECK_DEFINITIONS": str(DEFINITIONS)})
+    result = run_cli(
+        "run",
+        workflow_id,
+        "--async",
+        "--json",
+        "--input",
+        json.dumps(input_data),
+        *extra,
+        env={"FLOWDECK_DEFINITIONS": str(DEFINITIONS)},
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -60,7 +71,7 @@ def ended(body: dict[str, Any]) -> bool:
 @pytest.fixture(scope="module")
 def worker(prefect_api: str) -> Any:
     """One worker shared by the tests that do not kill it."""
-    from conftest import WorkerProcess
+    from support.workers import WorkerProcess
 
     process = WorkerProcess(DEFINITIONS)
     yield process
@@ -198,8 +209,14 @@ def test_sync_call_hands_off_at_its_limit_and_continues_async(worker: Any, http_
     http_server.routes["POST /announce"] = (200, {})
     http_server.routes["POST /report"] = (200, {})
     started = time.monotonic()
-    result = run_cli("run", "slow_step", "--json", "--input", json.dumps({"base_url": http_server.url, "seconds": 3}),
-                     env={"FLOWDECK_DEFINITIONS": str(DEFINITIONS)})
+    result = run_cli(
+        "run",
+        "slow_step",
+        "--json",
+        "--input",
+        json.dumps({"base_url": http_server.url, "seconds": 3}),
+        env={"FLOWDECK_DEFINITIONS": str(DEFINITIONS)},
+    )
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     assert body["status"] == "running", body
@@ -287,12 +304,13 @@ def test_deployments_carry_the_input_schema_and_prefect_cli_starts_a_run(worker:
 
     result = subprocess.run(
         [sys.executable, "-m", "prefect", "deployment", "run", "quick/v1", "-p", "n=21"],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    flow_run_id = next(
-        line.split("UUID:")[-1].strip() for line in result.stdout.splitlines() if "UUID:" in line
-    )
+    flow_run_id = next(line.split("UUID:")[-1].strip() for line in result.stdout.splitlines() if "UUID:" in line)
     execution_id = "exec_" + flow_run_id.replace("-", "")
     final = wait_for(execution_id, ended, timeout=60)
     assert final["status"] == "success", final
@@ -317,15 +335,20 @@ def test_schedule_trigger_runs_with_the_scheduled_time_in_ctx(worker: Any) -> No
     ).json()
     assert runs and runs[0]["auto_scheduled"] is True
     scheduled_at = runs[0]["expected_start_time"]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     paris = datetime.fromisoformat(scheduled_at).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
     assert (paris.hour, paris.minute) == (2, 30)  # daylight saving handled by the time zone
     httpx.post(
         f"{api}/flow_runs/{runs[0]['id']}/set_state",
-        json={"state": {"type": "SCHEDULED", "name": "Scheduled",
-                        "state_details": {"scheduled_time": datetime.now(timezone.utc).isoformat()}},
-              "force": True},
+        json={
+            "state": {
+                "type": "SCHEDULED",
+                "name": "Scheduled",
+                "state_details": {"scheduled_time": datetime.now(UTC).isoformat()},
+            },
+            "force": True,
+        },
     ).raise_for_status()
     final = wait_for("exec_" + runs[0]["id"].replace("-", ""), ended, timeout=60)
     assert final["status"] == "success", final

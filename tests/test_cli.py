@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
+from support.cli import run_cli
 
 from flowdeck.store import recording
 from flowdeck.store.prefect_api import PrefectAPI
@@ -74,7 +74,10 @@ def test_success_exit_0_and_status_finds_it(prefect_api: str, tmp_path: Path) ->
         "status": "success",
         "execution_id": body["execution_id"],
         "output": {
-            "total": 8.5, "count": 3, "summary": "3 items, max 5.5", "whole": {"total": 8.5, "count": 3, "max": 5.5}
+            "total": 8.5,
+            "count": 3,
+            "summary": "3 items, max 5.5",
+            "whole": {"total": 8.5, "count": 3, "max": 5.5},
         },
     }
 
@@ -141,8 +144,16 @@ def test_version_resolution(prefect_api: str) -> None:
             ["cannot read --input-file /nonexistent/input.json"],
         ),
     ],
-    ids=["unknown-workflow", "unknown-version", "draft-as-latest", "invalid-field", "missing-field",
-         "malformed-json", "not-an-object", "missing-input-file"],
+    ids=[
+        "unknown-workflow",
+        "unknown-version",
+        "draft-as-latest",
+        "invalid-field",
+        "missing-field",
+        "malformed-json",
+        "not-an-object",
+        "missing-input-file",
+    ],
 )
 def test_nothing_executed_exit_2(args: list[str], expected: list[str]) -> None:
     result = flowdeck("run", *args, "--json")

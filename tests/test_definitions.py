@@ -68,7 +68,13 @@ def test_wait_durations_accept_value_and_unit_with_defaults():
 
 def test_format_seconds_is_the_shortest_exact_text():
     assert [format_seconds(s) for s in (0, 0.5, 60, 90, 3600, 86400, 1.25)] == [
-        "0s", "500ms", "1m", "90s", "1h", "1d", "1250ms",
+        "0s",
+        "500ms",
+        "1m",
+        "90s",
+        "1h",
+        "1d",
+        "1250ms",
     ]
 
 
@@ -265,7 +271,13 @@ def test_the_model_has_defaults_seconds_and_sources(tmp_path):
     assert isinstance(act, ActionStep) and act.with_ == {"obj": "{{ input }}"} and act.uses == "json:dumps"
     assert isinstance(call, WorkflowCallStep) and call.version == 3 and call.input == {"id": 1}
     assert [step.id for step in definition.all_steps()] == [
-        "fetch", "compute", "route", "pause", "until", "act", "call",
+        "fetch",
+        "compute",
+        "route",
+        "pause",
+        "until",
+        "act",
+        "call",
     ]
 
 

@@ -51,7 +51,7 @@ CTX = {
         ("{{ input.items.sku }}", ["a", "b"]),
         ("{{ [input.x] }}", [3]),
         ("{{ 6 / 2 }}", 3),
-        ("{{ {\"a\": {\"b\": input.x}} }}", {"a": {"b": 3}}),
+        ('{{ {"a": {"b": input.x}} }}', {"a": {"b": 3}}),
         ("{{ `Lookup contact`.body.id }}", 42),
         ("{{ $$.input.name }}", "Ann"),
     ],
@@ -217,7 +217,7 @@ def test_a_deadline_is_per_call_not_per_compiled_expression():
 
 def test_no_python_is_reachable():
     with pytest.raises(ExpressionError):
-        evaluate('$eval("__import__(\'os\')")', CTX)
+        evaluate("$eval(\"__import__('os')\")", CTX)
     assert evaluate("$.__class__", CTX) is None
 
 

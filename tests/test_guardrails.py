@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support import import_view
 
 pytestmark = pytest.mark.fast
@@ -50,8 +49,17 @@ def test_the_layer_contracts_hold(view: Path) -> None:
 def test_mypy_is_clean(view: Path) -> None:
     cache = ROOT / ".mypy_cache"
     done = _run(
-        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(cache),
-         "-p", "flowdeck"],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(cache),
+            "-p",
+            "flowdeck",
+        ],
         cwd=view,
     )
     report = "\n".join(

@@ -19,7 +19,9 @@ def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     )
     # flowdeck's dependencies come from the suite's environment (a path, not its .pth files,
@@ -27,7 +29,9 @@ def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     install = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(ROOT)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert install.returncode == 0, install.stdout + install.stderr
     installed = site / "flowdeck"
@@ -39,7 +43,10 @@ def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp
     shutil.copytree(ROOT / "schemas", tmp_path / "elsewhere" / "schemas")
     done = subprocess.run(
         [str(venv / "bin" / "flowdeck"), "validate", str(definitions)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 error(s)" in done.stdout
@@ -48,7 +55,10 @@ def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp
     broken.write_text("id: broken\nversion: 1\nstatus: draft\nsteps: []\nname: 3\n")
     done = subprocess.run(
         [str(venv / "bin" / "flowdeck"), "validate", str(definitions)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"{broken}:" in done.stdout and "error" in done.stdout

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import ROOT, run_cli
+from support.cli import run_cli
+from support.paths import ROOT
 
 
 def test_prefect_yaml_is_in_sync_with_definitions() -> None:
@@ -26,9 +27,7 @@ def test_prefect_yaml_deployments_match_the_published_and_live_versions() -> Non
 
     declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
     catalog = load_catalog(ROOT / "definitions")
-    expected = {
-        (d.id, f"v{d.version}"): d for d in catalog.definitions if d.status in ("published", "live")
-    }
+    expected = {(d.id, f"v{d.version}"): d for d in catalog.definitions if d.status in ("published", "live")}
     assert {(d["flow_name"], d["name"]) for d in declared} == set(expected)
     for item in declared:
         definition = expected[(item["flow_name"], item["name"])]
@@ -69,7 +68,10 @@ def test_a_plain_prefect_process_worker_runs_a_flowdeck_deployment(prefect_api: 
     flow_run_id = created.json()["id"]
     worker = subprocess.run(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", "flowdeck", "--work-queue", queue, "--run-once"],
-        capture_output=True, text=True, cwd=ROOT, timeout=240,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=240,
     )
     assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
     status = run_cli("status", "exec_" + flow_run_id.replace("-", ""), "--json")

@@ -18,9 +18,9 @@ from prefect.results import ResultStore
 from prefect.serializers import JSONSerializer
 from prefect_redis import RedisDatabase
 
-from conftest import _free_port
-from flowdeck.store import journal as recording
 from flowdeck.errors import PrefectUnavailable
+from flowdeck.local.spawn import free_port as _free_port
+from flowdeck.store import journal as recording
 
 REDIS_HOST = "127.0.0.1"
 
@@ -74,7 +74,8 @@ def test_a_write_waits_for_a_storage_that_comes_back(redis_store: int, tmp_path:
         assert not write.done()  # still waiting: nothing lost, nothing failed yet
         server = subprocess.Popen(
             ["redis-server", "--bind", REDIS_HOST, "--port", str(redis_store), "--save", "", "--dir", str(tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             await asyncio.wait_for(write, timeout=30)

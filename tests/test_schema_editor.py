@@ -25,7 +25,9 @@ MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")
 def run_check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(CHECK_JSONSCHEMA), "--schemafile", str(SCHEMA), *map(str, files)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -36,7 +36,9 @@ TIMEOUT = 60.0
 MODELINE = "# yaml-language-server: $schema=../schemas/workflow.schema.json\n"
 TEST_MODELINE = "# yaml-language-server: $schema=../schemas/workflow-test.schema.json\n"
 
-VALID = MODELINE + """\
+VALID = (
+    MODELINE
+    + """\
 id: lookup_contact
 name: Lookup contact
 version: 1
@@ -75,9 +77,12 @@ steps:
       - {id: again, type: workflow, workflow_id: hello, version: latest, input: {}}
       - {id: no_contact, type: fail, message: "no contact for {{ input.customer_email }}"}
 """
+)
 
 # Line numbers below are 0-based, as in LSP; the modeline is line 0.
-BROKEN = MODELINE + """\
+BROKEN = (
+    MODELINE
+    + """\
 id: broken_http
 version: 1
 steps:
@@ -88,11 +93,16 @@ steps:
   - id: later
     type: wiat
 """
+)
 
-VALID_TEST = TEST_MODELINE + (ROOT / "tests" / "fixtures_tests" / "lookup_contact.test.yaml").read_text().split("\n", 1)[1]
+VALID_TEST = (
+    TEST_MODELINE + (ROOT / "tests" / "fixtures_tests" / "lookup_contact.test.yaml").read_text().split("\n", 1)[1]
+)
 
 # The cursor goes on the last line, in the http step's mapping.
-COMPLETE = MODELINE + """\
+COMPLETE = (
+    MODELINE
+    + """\
 id: complete
 version: 1
 steps:
@@ -100,8 +110,11 @@ steps:
     type: http
     url: "https://example.com"
     """
+)
 
-BROKEN_TEST = TEST_MODELINE + """\
+BROKEN_TEST = (
+    TEST_MODELINE
+    + """\
 workflow: lookup_contact
 cases:
   - name: known contact
@@ -110,6 +123,7 @@ cases:
     expect:
       status: passed
 """
+)
 
 
 # --------------------------------------------------------------------------- the server
@@ -128,9 +142,21 @@ def _server_script() -> Path:
         shutil.rmtree(prefix, ignore_errors=True)  # an install interrupted some other way
         staging = Path(tempfile.mkdtemp(prefix=f"{prefix.name}.", dir=CACHE))
         result = subprocess.run(
-            ["npm", "install", "--prefix", str(staging), "--save-exact", "--no-audit", "--no-fund",
-             "--loglevel", "error", f"yaml-language-server@{YAML_LANGUAGE_SERVER}"],
-            capture_output=True, text=True, timeout=600,
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(staging),
+                "--save-exact",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel",
+                "error",
+                f"yaml-language-server@{YAML_LANGUAGE_SERVER}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert result.returncode == 0, (
             f"npm install yaml-language-server@{YAML_LANGUAGE_SERVER} failed:\n{result.stdout}{result.stderr}"
@@ -149,7 +175,10 @@ class LanguageServer:
     def __init__(self, script: Path, root: Path):
         self.process = subprocess.Popen(
             ["node", str(script), "--stdio"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=root,
         )
         self.next_id = 0
         self.opened: set[str] = set()
@@ -220,9 +249,17 @@ class LanguageServer:
         if uri in self.opened:
             return uri
         self.opened.add(uri)
-        self.notify("textDocument/didOpen", {"textDocument": {
-            "uri": uri, "languageId": "yaml", "version": 1, "text": path.read_text(),
-        }})
+        self.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": uri,
+                    "languageId": "yaml",
+                    "version": 1,
+                    "text": path.read_text(),
+                }
+            },
+        )
         return uri
 
     def diagnostics_of(self, uri: str) -> list[dict]:
@@ -237,9 +274,13 @@ class LanguageServer:
             return self.diagnostics[uri][0]
 
     def hover(self, uri: str, line: int, character: int) -> str:
-        result = self.request("textDocument/hover", {
-            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
-        })
+        result = self.request(
+            "textDocument/hover",
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": line, "character": character},
+            },
+        )
         assert result, f"no hover at {line}:{character}"
         contents = result["contents"]
         return contents["value"] if isinstance(contents, dict) else str(contents)
@@ -275,8 +316,11 @@ def workspace(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "schemas", root / "schemas", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     (root / "definitions").mkdir()
     for name, text in {
-        "valid.yaml": VALID, "broken.yaml": BROKEN,
-        "valid.test.yaml": VALID_TEST, "broken.test.yaml": BROKEN_TEST, "complete.yaml": COMPLETE,
+        "valid.yaml": VALID,
+        "broken.yaml": BROKEN,
+        "valid.test.yaml": VALID_TEST,
+        "broken.test.yaml": BROKEN_TEST,
+        "complete.yaml": COMPLETE,
     }.items():
         (root / "definitions" / name).write_text(text)
     return root
@@ -286,21 +330,26 @@ def workspace(tmp_path_factory) -> Path:
 def server(workspace):
     script = _server_script()
     client = LanguageServer(script, workspace)
-    client.request("initialize", {
-        "processId": os.getpid(),
-        "rootUri": workspace.as_uri(),
-        "workspaceFolders": [{"uri": workspace.as_uri(), "name": "flowdeck"}],
-        "capabilities": {
-            "textDocument": {
-                "hover": {"contentFormat": ["markdown", "plaintext"]},
-                "completion": {"completionItem": {"documentationFormat": ["markdown", "plaintext"], "snippetSupport": True}},
-                "publishDiagnostics": {"relatedInformation": True},
-                "synchronization": {"didSave": True},
+    client.request(
+        "initialize",
+        {
+            "processId": os.getpid(),
+            "rootUri": workspace.as_uri(),
+            "workspaceFolders": [{"uri": workspace.as_uri(), "name": "flowdeck"}],
+            "capabilities": {
+                "textDocument": {
+                    "hover": {"contentFormat": ["markdown", "plaintext"]},
+                    "completion": {
+                        "completionItem": {"documentationFormat": ["markdown", "plaintext"], "snippetSupport": True}
+                    },
+                    "publishDiagnostics": {"relatedInformation": True},
+                    "synchronization": {"didSave": True},
+                },
+                "workspace": {"configuration": True, "workspaceFolders": True},
             },
-            "workspace": {"configuration": True, "workspaceFolders": True},
+            "initializationOptions": {},
         },
-        "initializationOptions": {},
-    })
+    )
     client.notify("initialized", {})
     client.notify("workspace/didChangeConfiguration", {"settings": SETTINGS})
     yield client
@@ -309,8 +358,13 @@ def server(workspace):
 
 def _summary(diagnostics: list[dict]) -> list[tuple[int, int, int, int, str]]:
     return sorted(
-        (d["range"]["start"]["line"], d["range"]["start"]["character"],
-         d["range"]["end"]["line"], d["range"]["end"]["character"], d["message"])
+        (
+            d["range"]["start"]["line"],
+            d["range"]["start"]["character"],
+            d["range"]["end"]["line"],
+            d["range"]["end"]["character"],
+            d["message"],
+        )
         for d in diagnostics
     )
 
@@ -339,17 +393,25 @@ def test_a_valid_definition_has_no_diagnostics(server, workspace):
 
 def test_a_broken_definition_has_diagnostics_where_the_mistakes_are(server, workspace):
     got = _summary(server.diagnostics_of(_open(server, workspace, "broken.yaml")))
-    assert got == sorted([
-        # a missing key: on the step mapping's first key
-        _diagnostic(BROKEN, "id: fetch", 'Missing property "url".', length=1),
-        # a misspelt key: on the key
-        _diagnostic(BROKEN, "mehtod", "Property mehtod is not allowed."),
-        # a bad duration: the schema's patternErrorMessage, on the value
-        _diagnostic(BROKEN, "5 minutes", "expected a duration such as 500ms, 90s, 15m, 2h, 1d, or a whole number of seconds"),
-        # an unknown step type: the enum, on the value
-        _diagnostic(BROKEN, "wiat", 'Value is not accepted. Valid values: "http", "code", "condition", "wait", '
-                                    '"output", "fail", "note", "action", "workflow".'),
-    ]), got
+    assert got == sorted(
+        [
+            # a missing key: on the step mapping's first key
+            _diagnostic(BROKEN, "id: fetch", 'Missing property "url".', length=1),
+            # a misspelt key: on the key
+            _diagnostic(BROKEN, "mehtod", "Property mehtod is not allowed."),
+            # a bad duration: the schema's patternErrorMessage, on the value
+            _diagnostic(
+                BROKEN, "5 minutes", "expected a duration such as 500ms, 90s, 15m, 2h, 1d, or a whole number of seconds"
+            ),
+            # an unknown step type: the enum, on the value
+            _diagnostic(
+                BROKEN,
+                "wiat",
+                'Value is not accepted. Valid values: "http", "code", "condition", "wait", '
+                '"output", "fail", "note", "action", "workflow".',
+            ),
+        ]
+    ), got
 
 
 def test_hover_on_a_step_type_teaches_the_step_types(server, workspace):
@@ -385,19 +447,25 @@ def test_a_valid_test_file_has_no_diagnostics(server, workspace):
 
 def test_a_broken_test_file_has_diagnostics(server, workspace):
     got = _summary(server.diagnostics_of(_open(server, workspace, "broken.test.yaml")))
-    assert got == sorted([
-        _diagnostic(BROKEN_TEST, "error", "Property error is not allowed."),
-        _diagnostic(BROKEN_TEST, "passed", 'Value is not accepted. Valid values: "success", "failed".'),
-    ]), got
+    assert got == sorted(
+        [
+            _diagnostic(BROKEN_TEST, "error", "Property error is not allowed."),
+            _diagnostic(BROKEN_TEST, "passed", 'Value is not accepted. Valid values: "success", "failed".'),
+        ]
+    ), got
 
 
 def test_completion_in_an_http_step_offers_its_keys_with_their_help(server, workspace):
     uri = _open(server, workspace, "complete.yaml")
     server.diagnostics_of(uri)
     lines = COMPLETE.split("\n")
-    result = server.request("textDocument/completion", {
-        "textDocument": {"uri": uri}, "position": {"line": len(lines) - 1, "character": len(lines[-1])},
-    })
+    result = server.request(
+        "textDocument/completion",
+        {
+            "textDocument": {"uri": uri},
+            "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+        },
+    )
     items = {item["label"]: item for item in (result["items"] if isinstance(result, dict) else result)}
     assert {"method", "headers", "query", "body", "timeout", "fail_on_status", "name"} <= set(items), sorted(items)
     assert "code" not in items and "url" not in items  # another step type's key; a key already there

@@ -207,7 +207,10 @@ def test_logs_of_a_failing_step_are_kept_in_the_error():
 def test_concurrent_calls_and_separate_event_loops_work():
     async def many():
         return await asyncio.gather(
-            *(run_code(f"def run(ctx):\n    return ctx['n'] * {i}\n", {"n": 2}, timeout=10, memory_mb=256) for i in range(6))
+            *(
+                run_code(f"def run(ctx):\n    return ctx['n'] * {i}\n", {"n": 2}, timeout=10, memory_mb=256)
+                for i in range(6)
+            )
         )
 
     assert asyncio.run(many()) == [0, 2, 4, 6, 8, 10]
@@ -216,7 +219,9 @@ def test_concurrent_calls_and_separate_event_loops_work():
 
 def test_cancelling_a_call_kills_its_sandbox():
     async def cancel_soon():
-        task = asyncio.create_task(run_code("def run(ctx):\n    while True:\n        pass\n", {}, timeout=30, memory_mb=256))
+        task = asyncio.create_task(
+            run_code("def run(ctx):\n    while True:\n        pass\n", {}, timeout=30, memory_mb=256)
+        )
         await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -254,7 +259,9 @@ def test_the_sandbox_child_imports_only_the_standard_library():
 
     done = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-X", "importtime", CHILD_PROGRAM],
-        input=b"", capture_output=True, timeout=30,
+        input=b"",
+        capture_output=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     loaded = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}

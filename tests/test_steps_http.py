@@ -180,8 +180,8 @@ def test_an_http_step_runs_in_plain_python_mode_without_a_client(server, tmp_pat
 
     (tmp_path / "plain.yaml").write_text(
         "id: plain\nversion: 1\nstatus: live\nsteps:\n"
-        f"  - id: fetch\n    type: http\n    url: \"{server}/echo\"\n"
-        "  - id: done\n    type: output\n    fields:\n      method: \"{{ fetch.body.method }}\"\n"
+        f'  - id: fetch\n    type: http\n    url: "{server}/echo"\n'
+        '  - id: done\n    type: output\n    fields:\n      method: "{{ fetch.body.method }}"\n'
     )
     catalog = load_catalog(tmp_path)
     assert not catalog.has_errors, catalog.problems

@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from flowdeck.store import encoding as recording
 from flowdeck.definition.catalog import load_catalog, validate_paths
 from flowdeck.errors import InvalidInput, NotRunnable, UnknownVersion, UnknownWorkflow
 from flowdeck.execution.service import Flowdeck
+from flowdeck.store import encoding as recording
 
 DEFINITIONS = Path(__file__).parent / "sync_definitions"
 EXEC_ID = r"^exec_[0-9a-f]{32}$"
@@ -60,7 +61,9 @@ def run(
     return asyncio.run(go())
 
 
-async def prefect_view(engine: Flowdeck, execution_id: str, expected_steps: int, timeout: float = 8.0) -> tuple[Any, dict[str, str]]:
+async def prefect_view(
+    engine: Flowdeck, execution_id: str, expected_steps: int, timeout: float = 8.0
+) -> tuple[Any, dict[str, str]]:
     """The flow run behind an execution and its task runs {name: state type}.
 
     Task runs arrive through events, so they are polled until `expected_steps` are there.
@@ -126,7 +129,11 @@ def test_http_steps_send_headers_query_json_and_text(prefect_api: str, catalog: 
         "missing_body": {"error": "gone"},
     }
     get, post, put, missing = http_server.calls
-    assert (get["method"], get["path"], get["query"]) == ("GET", "/contacts", {"email": "ann@example.com", "limit": "3"})
+    assert (get["method"], get["path"], get["query"]) == (
+        "GET",
+        "/contacts",
+        {"email": "ann@example.com", "limit": "3"},
+    )
     assert get["headers"]["Authorization"] == "Bearer s3cret"
     assert get["headers"]["X-Request-Number"] == "req-3"
     assert (post["method"], post["path"]) == ("POST", "/contacts")
@@ -150,7 +157,9 @@ def test_http_steps_send_headers_query_json_and_text(prefect_api: str, catalog: 
 
 def test_http_non_2xx_fails_the_step_by_default(prefect_api: str, catalog: Any, http_server: Any) -> None:
     http_server.routes["GET /missing"] = (404, {"error": "no such contact"})
-    body, (flow_run, steps) = run(prefect_api, catalog, "sd_http_fail", {"base_url": http_server.url}, inspect=with_prefect(1))
+    body, (flow_run, steps) = run(
+        prefect_api, catalog, "sd_http_fail", {"base_url": http_server.url}, inspect=with_prefect(1)
+    )
 
     assert body["status"] == "failed", body
     assert set(body) == {"status", "execution_id", "error"}
@@ -189,7 +198,9 @@ def test_crashing_code_step_fails_the_execution(prefect_api: str, catalog: Any) 
     ("score", "branch", "branch_step"),
     [(80, "hot", "tell_sales"), (50, "warm", "nurture"), (10, None, "ignore")],
 )
-def test_condition_branches_and_default(prefect_api: str, catalog: Any, score: int, branch: str | None, branch_step: str) -> None:
+def test_condition_branches_and_default(
+    prefect_api: str, catalog: Any, score: int, branch: str | None, branch_step: str
+) -> None:
     body, (flow_run, steps) = run(prefect_api, catalog, "sd_branches", {"score": score}, inspect=with_prefect(3))
     assert body["status"] == "success", body
     assert body["output"] == {"tier": branch, "by_name": branch, "continued": True}
@@ -197,7 +208,9 @@ def test_condition_branches_and_default(prefect_api: str, catalog: Any, score: i
 
 
 def test_output_inside_a_branch_ends_the_execution(prefect_api: str, catalog: Any) -> None:
-    body, (flow_run, steps) = run(prefect_api, catalog, "sd_branches", {"score": 99, "vip": True}, inspect=with_prefect(2))
+    body, (flow_run, steps) = run(
+        prefect_api, catalog, "sd_branches", {"score": 99, "vip": True}, inspect=with_prefect(2)
+    )
     assert body["status"] == "success", body
     assert body["output"] == {"ended_in": "vip branch", "tier": "vip"}
     assert steps == {"Pick tier": "COMPLETED", "vip_answer": "COMPLETED"}
@@ -220,7 +233,9 @@ def test_running_out_of_steps_gives_empty_output(prefect_api: str, catalog: Any)
 
 
 def test_fail_step_templated_message_and_name(prefect_api: str, catalog: Any) -> None:
-    body, (flow_run, steps) = run(prefect_api, catalog, "sd_fail", {"company": "Acme", "budget": 1500}, inspect=with_prefect(2))
+    body, (flow_run, steps) = run(
+        prefect_api, catalog, "sd_fail", {"company": "Acme", "budget": 1500}, inspect=with_prefect(2)
+    )
     assert body == {
         "status": "failed",
         "execution_id": body["execution_id"],
@@ -343,7 +358,7 @@ def timed_call(prefect_api: str, catalog: Any, workflow_id: str) -> tuple[dict[s
 
 
 def test_wait_past_the_sync_limit_answers_waiting(prefect_api: str, catalog: Any) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     body, elapsed, polled = timed_call(prefect_api, catalog, "sd_limit_wait")
     assert elapsed < 2.8, elapsed  # at the 1 s limit, not after the 3 s wait
     assert set(body) == {"status", "execution_id", "resume_at"}, body

@@ -58,7 +58,9 @@ def test_the_example_validates():
 def test_check_jsonschema_accepts_the_example():
     result = subprocess.run(
         [str(CHECK_JSONSCHEMA), "--schemafile", str(TEST_SCHEMA), str(EXAMPLE)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -74,6 +76,7 @@ def _set(path: tuple, value: Any):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return apply
 
 
@@ -83,6 +86,7 @@ def _delete(path: tuple):
         for key in path[:-1]:
             node = node[key]
         del node[path[-1]]
+
     return apply
 
 
@@ -108,14 +112,32 @@ BROKEN = {
         [("$.cases[0].mocks", "pattern")],
     ),
     "http answer without match": (_delete(("cases", 1, "http", 0, "match")), [("$.cases[1].http[0]", "required")]),
-    "lower case method": (_set(("cases", 1, "http", 0, "match", "method"), "get"), [("$.cases[1].http[0].match.method", "enum")]),
+    "lower case method": (
+        _set(("cases", 1, "http", 0, "match", "method"), "get"),
+        [("$.cases[1].http[0].match.method", "enum")],
+    ),
     "json and text": (_set(("cases", 1, "http", 0, "respond", "text"), "[]"), [("$.cases[1].http[0].respond", "not")]),
-    "status 1000": (_set(("cases", 1, "http", 0, "respond", "status"), 1000), [("$.cases[1].http[0].respond.status", "maximum")]),
+    "status 1000": (
+        _set(("cases", 1, "http", 0, "respond", "status"), 1000),
+        [("$.cases[1].http[0].respond.status", "maximum")],
+    ),
     "expect status passed": (_set(("cases", 0, "expect", "status"), "passed"), [("$.cases[0].expect.status", "enum")]),
-    "misspelt expect key": (_set(("cases", 0, "expect", "outputs"), {}), [("$.cases[0].expect", "additionalProperties")]),
-    "branch taken as a list": (_set(("cases", 0, "expect", "branches", "check_match"), ["found"]), [("$.cases[0].expect.branches.check_match", "type")]),
-    "request without method": (_delete(("cases", 1, "expect", "requests", 0, "method")), [("$.cases[1].expect.requests[0]", "required")]),
-    "error with a step id key": (_set(("cases", 2, "expect", "error", "step"), "search"), [("$.cases[2].expect.error", "additionalProperties")]),
+    "misspelt expect key": (
+        _set(("cases", 0, "expect", "outputs"), {}),
+        [("$.cases[0].expect", "additionalProperties")],
+    ),
+    "branch taken as a list": (
+        _set(("cases", 0, "expect", "branches", "check_match"), ["found"]),
+        [("$.cases[0].expect.branches.check_match", "type")],
+    ),
+    "request without method": (
+        _delete(("cases", 1, "expect", "requests", 0, "method")),
+        [("$.cases[1].expect.requests[0]", "required")],
+    ),
+    "error with a step id key": (
+        _set(("cases", 2, "expect", "error", "step"), "search"),
+        [("$.cases[2].expect.error", "additionalProperties")],
+    ),
 }
 
 

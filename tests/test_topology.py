@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from support.cli import run_cli
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,9 @@ from conftest import run_cli
         (["--api-processes", "0"], ["at least 1"]),
     ],
 )
-def test_server_start_refuses_a_topology_that_cannot_work(tmp_path: Path, options: list[str], expected: list[str]) -> None:
+def test_server_start_refuses_a_topology_that_cannot_work(
+    tmp_path: Path, options: list[str], expected: list[str]
+) -> None:
     home = tmp_path / "home"
     result = run_cli("server", "start", *options, env={"FLOWDECK_HOME": str(home), "FLOWDECK_SERVER_PORT": "1"})
     assert result.returncode == 2, result.stderr

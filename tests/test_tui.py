@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -112,7 +113,9 @@ def select_workflow(app: Any, workflow_id: str, version: int | None = None) -> N
         data = node.data
         if data is None or data.workflow_id != workflow_id:
             continue
-        if version is None or (data.version is not None and data.version.version == version and node.parent is not tree.root):
+        if version is None or (
+            data.version is not None and data.version.version == version and node.parent is not tree.root
+        ):
             tree.move_cursor(node)
             app.query_one("WorkflowsPane")._select(data)
             return
@@ -124,7 +127,9 @@ def test_dashboard_shows_workflows_problems_and_source(prefect_api: str, definit
         app = make_app(definitions)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause(0.2)
-            tree_text = " ".join(str(n.label) for n in __import__("flowdeck.tui.app").tui.app._walk(app.query_one("#workflow-tree").root))
+            tree_text = " ".join(
+                str(n.label) for n in __import__("flowdeck.tui.app").tui.app._walk(app.query_one("#workflow-tree").root)
+            )
             assert "tui_greet" in tree_text and "tui_slow" in tree_text
             assert "tui_broken ✗" in tree_text and "1 error(s)" in tree_text
             await pilot.press("e")  # jump to the broken definition
@@ -240,7 +245,9 @@ def test_filters_and_search(prefect_api: str, definitions: Path) -> None:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(lambda: slow in app.table.known and greet in app.table.known, pilot)
             app.filter_workflow("tui_greet")
-            await until(lambda: app.table.row_count > 0 and greet in app.table.rows and slow not in app.table.rows, pilot)
+            await until(
+                lambda: app.table.row_count > 0 and greet in app.table.rows and slow not in app.table.rows, pilot
+            )
             app.filter_workflow(None)
             app.filter_status("pending")
             await until(lambda: slow in app.table.rows and greet not in app.table.rows, pilot)
@@ -303,7 +310,10 @@ def test_five_thousand_rows_stay_responsive() -> None:
             await pilot.pause()
             update = time.perf_counter() - started
             assert app.table.selected_id == kept
-            print(f"\n5000 rows first render {first:.3f}s; 100 changed rows: merge {merge * 1000:.1f} ms, on screen after {update:.3f}s")
+            print(
+                f"\n5000 rows first render {first:.3f}s; 100 changed rows: "
+                f"merge {merge * 1000:.1f} ms, on screen after {update:.3f}s"
+            )
             assert merge < 0.1 and update < 2.0
             started = time.perf_counter()
             await pilot.press("s")  # a filter: a full pass over every row

@@ -12,6 +12,7 @@ polls) and pauses while another screen is on top.
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Any
 
 from textual import on, work
@@ -19,6 +20,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
@@ -165,7 +167,11 @@ class FlowdeckApp(App[str | None]):
 
     def _status_line(self) -> str:
         shown = getattr(self, "table", None)
-        counts = f"{shown.row_count} shown / {len(shown.known)} known" if shown is not None and shown.is_mounted else "loading…"
+        counts = (
+            f"{shown.row_count} shown / {len(shown.known)} known"
+            if shown is not None and shown.is_mounted
+            else "loading…"
+        )
         filt = shown.filter.describe() if shown is not None else "all"
         return f"[b]{counts}[/b] · filter: {filt} · {self.client.description}"
 
@@ -304,13 +310,15 @@ class FlowdeckApp(App[str | None]):
     # workflows --------------------------------------------------------------------------
     def action_next_problem(self) -> None:
         tree = self._main_query("#workflow-tree")
-        nodes = [n for n in _walk(tree.root) if n.data is not None and n.data.file is not None and n.data.file.has_errors]  # type: ignore[attr-defined]
+        nodes = [
+            n for n in _walk(tree.root) if n.data is not None and n.data.file is not None and n.data.file.has_errors
+        ]
         if not nodes:
             self.notify("every definition is valid")
             return
-        current = tree.cursor_node  # type: ignore[attr-defined]
+        current = tree.cursor_node
         after = [n for n in nodes if current is None or n.line > current.line]
-        tree.move_cursor((after or nodes)[0])  # type: ignore[attr-defined]
+        tree.move_cursor((after or nodes)[0])
         tree.focus()
 
     def action_reload(self) -> None:
@@ -334,7 +342,9 @@ class FlowdeckApp(App[str | None]):
             return
         self.launch(version)
 
-    def launch(self, version: WorkflowVersion, *, mode: str | None = None, input_data: dict[str, Any] | None = None) -> None:
+    def launch(
+        self, version: WorkflowVersion, *, mode: str | None = None, input_data: dict[str, Any] | None = None
+    ) -> None:
         versions = [v for v in self.client.workflows() if v.workflow_id == version.workflow_id]
         screen = LaunchScreen(self.client, versions, version, mode=mode, input_data=input_data)
         self.push_screen(screen, self._launch_chosen)
@@ -363,19 +373,35 @@ class FlowdeckApp(App[str | None]):
         body, request = message.body, message.request
         execution_id = body.get("execution_id", "")
         if request.mode == "async":
-            from datetime import datetime, timezone
+            from datetime import datetime
 
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             self.table.merge(
-                [ExecutionRow(execution_id, request.workflow_id, str(request.version), "async", body.get("status", "pending"), None, now, None, None)],
+                [
+                    ExecutionRow(
+                        execution_id,
+                        request.workflow_id,
+                        str(request.version),
+                        "async",
+                        body.get("status", "pending"),
+                        None,
+                        now,
+                        None,
+                        None,
+                    )
+                ],
                 complete=False,
             )
             self.notify(execution_id, title=f"{request.workflow_id}@{request.version} submitted")
             self._refresh_status_line()
             self.poll_now()
         else:
-            severity = "error" if body.get("status") == "failed" else "information"
-            self.notify(f"{body.get('status')} {execution_id}", title=f"{request.workflow_id}@{request.version}", severity=severity)
+            severity: SeverityLevel = "error" if body.get("status") == "failed" else "information"
+            self.notify(
+                f"{body.get('status')} {execution_id}",
+                title=f"{request.workflow_id}@{request.version}",
+                severity=severity,
+            )
             self.push_screen(DetailScreen(self.client, execution_id, show_clocks=self.show_clocks, initial=body))
 
     # executions ---------------------------------------------------------------------------
@@ -431,7 +457,12 @@ class FlowdeckApp(App[str | None]):
             return
         row = detail.row
         version = int(row.version) if row.version.isdigit() else row.version
-        request = LaunchRequest(row.workflow_id, version, "sync" if row.mode == "sync" else "async", detail.input_data or {})  # type: ignore[arg-type]
+        if not isinstance(version, int):
+            self.notify(f"version {row.version!r} is not a number", title="Cannot re-run", severity="error")
+            return
+        request = LaunchRequest(
+            row.workflow_id, version, "sync" if row.mode == "sync" else "async", detail.input_data or {}
+        )
         self._start(request)
 
     def action_copy_id(self) -> None:
@@ -442,10 +473,8 @@ class FlowdeckApp(App[str | None]):
 
     def action_open_prefect(self) -> None:
         selected = self._selected_or_warn()
-        if selected and hasattr(self.client, "ui_url"):
-            from uuid import UUID
-
-            url = self.client.ui_url(str(UUID(hex=selected.removeprefix("exec_"))))  # type: ignore[attr-defined]
+        url = self.client.prefect_url(selected) if selected else None
+        if url:
             self.open_url(url)
             self.notify(url, title="Opening the Prefect UI")
 

@@ -44,7 +44,7 @@ STATUSES = ("pending", "running", "waiting", "success", "failed", "cancelled")
 class ClientError(Exception):
     """A failure to show as a notification; `details` may list field problems."""
 
-    def __init__(self, message: str, details: list["InputProblem"] | None = None) -> None:
+    def __init__(self, message: str, details: list[InputProblem] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
@@ -138,6 +138,7 @@ class Client(Protocol):
     async def run_sync(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]: ...
     async def submit(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]: ...
     async def cancel(self, execution_id: str) -> dict[str, Any]: ...
+    def prefect_url(self, execution_id: str) -> str | None: ...
     def changes(self) -> AsyncIterator[None]: ...
     async def aclose(self) -> None: ...
 
@@ -192,7 +193,7 @@ class EngineClient:
         self._full_rows: dict[str, ExecutionRow] = {}
 
     @classmethod
-    def open(cls, definitions: str | None = None, description: str | None = None) -> "EngineClient":
+    def open(cls, definitions: str | None = None, description: str | None = None) -> EngineClient:
         from flowdeck.execution.service import Flowdeck
 
         silence_console_logging()
@@ -324,6 +325,13 @@ class EngineClient:
     def ui_url(self, flow_run_id: str) -> str:
         return f"{self.api_url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
 
+    def prefect_url(self, execution_id: str) -> str | None:
+        """The execution's page in the Prefect UI, or None for an id that is not one."""
+        from flowdeck.store import encoding
+
+        flow_run_id = encoding.flow_run_id_for(execution_id)
+        return None if flow_run_id is None else self.ui_url(str(flow_run_id))
+
     async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]:
         from flowdeck.store import read_model
 
@@ -397,4 +405,3 @@ def _mark_branches(steps: list[StepRow], definition: Any) -> None:
             row.branch = sorted(taken)[0]
         elif row.status == "success":
             row.branch = "(no branch)"
-

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -19,7 +20,7 @@ MAX_EXECUTIONS = 500
 
 class FlowdeckCommands(Provider):
     def _commands(self) -> Iterator[tuple[str, Callable[[], Any], str]]:
-        app: "FlowdeckApp" = self.app  # type: ignore[assignment]
+        app: FlowdeckApp = self.app  # type: ignore[assignment]
         for version in app.client.workflows():
             yield (
                 f"Launch {version.workflow_id} v{version.version} ({version.status})",
@@ -31,7 +32,7 @@ class FlowdeckCommands(Provider):
             yield (f"Filter status: {status}", partial(app.filter_status, status), "executions table")
         for workflow_id in sorted({v.workflow_id for v in app.client.workflows()}):
             yield (f"Filter workflow: {workflow_id}", partial(app.filter_workflow, workflow_id), "executions table")
-        rows = sorted(app.table.known.values(), key=lambda r: r.created_at or r.started_at or 0, reverse=True)  # type: ignore[arg-type,return-value]
+        rows = sorted(app.table.known.values(), key=lambda r: r.created_at or r.started_at or 0, reverse=True)
         for row in rows[:MAX_EXECUTIONS]:
             yield (
                 f"Open {row.execution_id} {row.workflow_id}@{row.version} {row.status}",

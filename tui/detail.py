@@ -48,7 +48,12 @@ class DetailScreen(Screen[None]):
     ]
 
     def __init__(
-        self, client: Client, execution_id: str, *, show_clocks: bool = True, initial: dict[str, Any] | None = None,
+        self,
+        client: Client,
+        execution_id: str,
+        *,
+        show_clocks: bool = True,
+        initial: dict[str, Any] | None = None,
         poll_interval: float = 0.5,
     ) -> None:
         super().__init__()
@@ -141,7 +146,9 @@ class DetailScreen(Screen[None]):
 
     def _show(self, detail: ExecutionDetail) -> None:
         self.query_one("#detail-id", Static).update(
-            Text.assemble(("execution ", "dim"), (detail.row.execution_id, "bold"), ("  (y copies, o opens Prefect)", "dim"))
+            Text.assemble(
+                ("execution ", "dim"), (detail.row.execution_id, "bold"), ("  (y copies, o opens Prefect)", "dim")
+            )
         )
         self.query_one("#detail-summary", Static).update(self._summary(detail))
         table = self.query_one("#steps", DataTable)
@@ -151,7 +158,7 @@ class DetailScreen(Screen[None]):
                 cells = self._step_cells(index, step)
                 key = f"{index}:{step.key}"
                 if key in table.rows:
-                    for name, value in zip(("#", "step", "status", "branch", "try", "took"), cells):
+                    for name, value in zip(("#", "step", "status", "branch", "try", "took"), cells, strict=True):
                         if table.get_cell(key, name) != value:
                             table.update_cell(key, name, value)
                 else:
@@ -182,28 +189,41 @@ class DetailScreen(Screen[None]):
         if outcome is not None:
             parts.append(outcome)
         if step is not None:
-            parts.append(Text(f"step {step.name}" + (f" → branch {step.branch}" if step.branch else ""), style="bold dim"))
+            parts.append(
+                Text(f"step {step.name}" + (f" → branch {step.branch}" if step.branch else ""), style="bold dim")
+            )
             if step.has_output:
                 parts.append(Syntax(pretty_json(step.output), "json", theme="ansi_dark", word_wrap=True))
             else:
-                parts.append(Text("(no recorded output)" if step.status in TERMINAL else f"({step.status})", style="dim"))
+                parts.append(
+                    Text("(no recorded output)" if step.status in TERMINAL else f"({step.status})", style="dim")
+                )
         pane = self.query_one("#step-output", Static)
         pane.border_title = "output"
         pane.update(Group(*parts))
 
     def _show_outcome(self, body: dict[str, Any]) -> None:
         outcome = self._outcome(body)
-        self.query_one("#step-output", Static).update(outcome if outcome is not None else Text(f"({body.get('status', '…')})", style="dim"))
+        self.query_one("#step-output", Static).update(
+            outcome if outcome is not None else Text(f"({body.get('status', '…')})", style="dim")
+        )
 
     @staticmethod
     def _outcome(body: dict[str, Any]) -> Any:
         if body.get("error"):
             error = body["error"] or {}
             return Text.assemble(
-                ("error at step ", "bold red"), (str(error.get("step_name")), "bold"), "\n", (str(error.get("message")), "red"), "\n"
+                ("error at step ", "bold red"),
+                (str(error.get("step_name")), "bold"),
+                "\n",
+                (str(error.get("message")), "red"),
+                "\n",
             )
         if "output" in body:
-            return Group(Text("final output", style="bold green"), Syntax(pretty_json(body["output"]), "json", theme="ansi_dark", word_wrap=True))
+            return Group(
+                Text("final output", style="bold green"),
+                Syntax(pretty_json(body["output"]), "json", theme="ansi_dark", word_wrap=True),
+            )
         return None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

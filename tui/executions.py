@@ -9,7 +9,7 @@ execution.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -19,7 +19,7 @@ from flowdeck.tui.format import STATUS_STYLE, clock, duration, short_id, status_
 
 __all__ = ["ExecutionFilter", "ExecutionsTable"]
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REBUILD_AFTER = 20  # more rows leaving than this: clear and refill (remove_row costs O(rows))
 COLUMNS = ("id", "workflow", "mode", "status", "step", "started", "took")
 NARROW = {"id": 13, "workflow": 12, "mode": 5, "status": 9, "step": 8, "started": 8, "took": 6}
@@ -138,8 +138,14 @@ class ExecutionsTable(DataTable[object]):
         keep = keep or self.selected_id
         keep_index = self.cursor_row
         candidates = self.known.keys() | self._shown.keys() if only is None else only
-        leaving = [i for i in candidates if i in self._shown and (i not in self.known or not self.filter.accepts(self.known[i]))]
-        if len(leaving) > REBUILD_AFTER or (not self._shown and len(candidates) > REBUILD_AFTER):  # remove_row is O(rows)
+        leaving = [
+            i
+            for i in candidates
+            if i in self._shown and (i not in self.known or not self.filter.accepts(self.known[i]))
+        ]
+        if len(leaving) > REBUILD_AFTER or (
+            not self._shown and len(candidates) > REBUILD_AFTER
+        ):  # remove_row is O(rows)
             self._rebuild(keep, keep_index)
             return
         added = False
@@ -157,7 +163,7 @@ class ExecutionsTable(DataTable[object]):
                     self.add_row(*cells, key=execution_id)
                     added = True
                 else:
-                    for name, old, new in zip(COLUMNS, before, cells):
+                    for name, old, new in zip(COLUMNS, before, cells, strict=True):
                         if old != new or (name == "id" and getattr(old, "order", None) != getattr(new, "order", None)):
                             self.update_cell(execution_id, name, new)
                 self._shown[execution_id] = cells

@@ -3,9 +3,10 @@ for trying the dashboard without Prefect (`FixedClient.sample()`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flowdeck.tui.client import (
     ClientError,
@@ -20,7 +21,7 @@ from flowdeck.tui.client import (
 
 __all__ = ["FixedClient"]
 
-BASE = datetime(2025, 1, 6, 9, 0, 0, tzinfo=timezone.utc)
+BASE = datetime(2025, 1, 6, 9, 0, 0, tzinfo=UTC)
 
 HELLO = """id: hello
 name: Hello
@@ -90,13 +91,27 @@ class FixedClient:
     def __init__(self, executions: int = 12) -> None:
         self._workflows = [
             WorkflowVersion("hello", 1, "live", "Hello", "Greets someone.", _schema(HELLO), "definitions/hello.yaml"),
-            WorkflowVersion("score_lead", 1, "published", "Score lead", None, _schema(SCORE), "definitions/score_lead/v1.yaml"),
-            WorkflowVersion("score_lead", 2, "published", "Score lead", None, _schema(SCORE), "definitions/score_lead/v2.yaml"),
+            WorkflowVersion(
+                "score_lead", 1, "published", "Score lead", None, _schema(SCORE), "definitions/score_lead/v1.yaml"
+            ),
+            WorkflowVersion(
+                "score_lead", 2, "published", "Score lead", None, _schema(SCORE), "definitions/score_lead/v2.yaml"
+            ),
         ]
         self._files = [
-            WorkflowFile("definitions/broken.yaml", "broken_flow", 1, "published",
-                         ("7:11: error: unknown step type 'htp' (did you mean 'http'?)",
-                          "8:10: error: unterminated expression '{{ input.url '"), (7, 8), True, BROKEN),
+            WorkflowFile(
+                "definitions/broken.yaml",
+                "broken_flow",
+                1,
+                "published",
+                (
+                    "7:11: error: unknown step type 'htp' (did you mean 'http'?)",
+                    "8:10: error: unterminated expression '{{ input.url '",
+                ),
+                (7, 8),
+                True,
+                BROKEN,
+            ),
             WorkflowFile("definitions/hello.yaml", "hello", 1, "live", (), (), False, HELLO),
             WorkflowFile("definitions/score_lead/v1.yaml", "score_lead", 1, "published", (), (), False, SCORE),
             WorkflowFile("definitions/score_lead/v2.yaml", "score_lead", 2, "published", (), (), False, SCORE),
@@ -107,7 +122,7 @@ class FixedClient:
             status = statuses[n % len(statuses)]
             started = BASE - timedelta(minutes=n)
             workflow, version = ("hello", "1") if n % 2 else ("score_lead", "2")
-            execution_id = f"exec_{n:04x}" + "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"[: 28]
+            execution_id = f"exec_{n:04x}" + "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"[:28]
             self._rows[execution_id] = ExecutionRow(
                 execution_id=execution_id,
                 workflow_id=workflow,
@@ -134,7 +149,9 @@ class FixedClient:
         schema = next(w.input_schema for w in self._workflows if w.workflow_id == workflow_id)
         return [InputProblem(name, "is required") for name in schema.get("required", []) if name not in input_data]
 
-    async def executions(self, known_active: list[str], full: bool, limit: int = 5000) -> tuple[list[ExecutionRow], bool]:
+    async def executions(
+        self, known_active: list[str], full: bool, limit: int = 5000
+    ) -> tuple[list[ExecutionRow], bool]:
         return [replace(r) for r in self._rows.values()], True
 
     async def detail(self, execution_id: str) -> ExecutionDetail:
@@ -142,16 +159,37 @@ class FixedClient:
         if row is None:
             raise ClientError(f"no execution '{execution_id}'")
         steps = [
-            StepRow("choose_greeting", "choose_greeting", "success", 1, row.started_at, row.started_at, "by_name", "by_name", True),
-            StepRow("score", "score", row.status if row.status != "pending" else "pending", 2, row.started_at, row.ended_at,
-                    None, {"points": 42} if row.status == "success" else None, row.status == "success"),
+            StepRow(
+                "choose_greeting",
+                "choose_greeting",
+                "success",
+                1,
+                row.started_at,
+                row.started_at,
+                "by_name",
+                "by_name",
+                True,
+            ),
+            StepRow(
+                "score",
+                "score",
+                row.status if row.status != "pending" else "pending",
+                2,
+                row.started_at,
+                row.ended_at,
+                None,
+                {"points": 42} if row.status == "success" else None,
+                row.status == "success",
+            ),
         ]
         body: dict[str, Any] = {"status": row.status, "execution_id": execution_id}
         if row.status == "success":
             body["output"] = {"points": 42, "tier": "warm"}
         if row.status == "failed":
             body["error"] = {"step_name": "score", "message": "code step raised ValueError: budget missing"}
-        return ExecutionDetail(row, body, steps, {"company_size": 120, "budget": 5000}, "0000", "http://prefect.invalid/runs/flow-run/0000")
+        return ExecutionDetail(
+            row, body, steps, {"company_size": 120, "budget": 5000}, "0000", "http://prefect.invalid/runs/flow-run/0000"
+        )
 
     async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]:
         if after is not None:
@@ -171,6 +209,9 @@ class FixedClient:
         """Fixed data never changes: the stream ends at once."""
         return
         yield None  # an async generator that yields nothing
+
+    def prefect_url(self, execution_id: str) -> str | None:
+        return None
 
     async def aclose(self) -> None:
         return None

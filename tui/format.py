@@ -4,7 +4,7 @@ wall-clock value (snapshot tests turn it off so screenshots never change)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.text import Text
@@ -48,7 +48,7 @@ def duration(start: datetime | None, end: datetime | None, show: bool, now: date
         return "-"
     if not show:
         return "--"
-    seconds = ((end or now or datetime.now(timezone.utc)) - start).total_seconds()
+    seconds = ((end or now or datetime.now(UTC)) - start).total_seconds()
     return format_seconds(seconds, elapsed=True)
 
 
@@ -57,7 +57,7 @@ def countdown(due: datetime | None, show: bool) -> str:
         return ""
     if not show:
         return "resumes in --"
-    seconds = int((due - datetime.now(timezone.utc)).total_seconds())
+    seconds = int((due - datetime.now(UTC)).total_seconds())
     if seconds <= 0:
         return "resuming now"
     return f"resumes in {seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

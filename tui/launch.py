@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
+from textual.widgets._input import InputType
 
 from flowdeck.tui.client import Client, InputProblem, WorkflowVersion
 
@@ -79,7 +80,12 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
     ]
 
     def __init__(
-        self, client: Client, versions: list[WorkflowVersion], chosen: WorkflowVersion, *, mode: str | None = None,
+        self,
+        client: Client,
+        versions: list[WorkflowVersion],
+        chosen: WorkflowVersion,
+        *,
+        mode: str | None = None,
         input_data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -120,7 +126,9 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             if schema.get("additionalProperties", True) is not False:
                 yield Label("input_data (JSON object)", classes="field-label")
                 yield Input(
-                    value=json.dumps(self.prefill) if self.prefill else "", placeholder="{}", id="field-__raw__",
+                    value=json.dumps(self.prefill) if self.prefill else "",
+                    placeholder="{}",
+                    id="field-__raw__",
                     compact=True,
                 )
             return
@@ -145,8 +153,12 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             elif kind == "boolean":
                 yield Checkbox(name, value=bool(default), id=widget_id, compact=True)
             else:
-                input_type = {"integer": "integer", "number": "number"}.get(str(kind), "text")
-                text = "" if default is None else (json.dumps(default) if isinstance(default, (dict, list)) else str(default))
+                input_type: InputType = "integer" if kind == "integer" else "number" if kind == "number" else "text"
+                text = (
+                    ""
+                    if default is None
+                    else (json.dumps(default) if isinstance(default, (dict, list)) else str(default))
+                )
                 placeholder = "JSON" if kind in ("object", "array") else (field.get("format") or str(kind or "value"))
                 yield Input(value=text, type=input_type, placeholder=placeholder, id=widget_id, compact=True)
 

@@ -22,7 +22,9 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def run_dashboard(definitions: str | Path | None = None, *, keep_services: bool | None = None, sample: bool = False) -> int:
+def run_dashboard(
+    definitions: str | Path | None = None, *, keep_services: bool | None = None, sample: bool = False
+) -> int:
     """Run the dashboard; returns the process exit code."""
     from flowdeck.errors import FlowdeckError
 
@@ -70,7 +72,11 @@ def run_dashboard(definitions: str | Path | None = None, *, keep_services: bool 
         _say(f"flowdeck: stopped {', '.join(stopped) or 'nothing'}")
     elif services.managed:
         server, worker = local_services.status()
-        running = [f"Prefect server {server.api_url}" + (f" (pid {server.pid})" if server.pid else "")] if server.healthy else []
+        running = (
+            [f"Prefect server {server.api_url}" + (f" (pid {server.pid})" if server.pid else "")]
+            if server.healthy
+            else []
+        )
         if worker.running:
             running.append(f"worker (pid {worker.pid}, log {worker.log_file})")
         if running:

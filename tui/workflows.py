@@ -63,7 +63,7 @@ class WorkflowsPane(Horizontal):
             problems = [f for f in broken if (f.workflow_id or f.path) == workflow_id]
             if problems:
                 label.append(" ✗", style="bold red")
-            latest = (grouped[workflow_id] or [None])[-1]
+            latest = grouped[workflow_id][-1] if grouped[workflow_id] else None
             group_file = by_path.get(latest.path) if latest is not None else (problems[0] if problems else None)
             node = tree.root.add(label, data=Selection(workflow_id, latest, group_file), expand=True)
             for version in grouped[workflow_id]:

@@ -98,7 +98,8 @@ def create_app(
         engine_now = app.state.engine
         if not await engine_now.api.health():
             return errors.error_response(
-                PrefectUnavailable.http_status, PrefectUnavailable.code,
+                PrefectUnavailable.http_status,
+                PrefectUnavailable.code,
                 "the Prefect API is not answering; see the API server's log",
             )
         return JSONResponse({"status": "ok", "prefect": "ok"})

@@ -132,7 +132,9 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
         return error_response(404, "not_found", f"no endpoint {request.method} {request.url.path}; see /docs")
     if exc.status_code == 405:
         return error_response(
-            405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}; see /docs",
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}; see /docs",
             headers=dict(exc.headers or {}),
         )
     return error_response(exc.status_code, "http_error", str(exc.detail), headers=dict(exc.headers or {}))

@@ -144,9 +144,7 @@ async def run_batch(
     )
 
 
-async def start_all(
-    engine: Engine, definition: Any, inputs: list[dict[str, Any]], batch_key: str
-) -> list[Any]:
+async def start_all(engine: Engine, definition: Any, inputs: list[dict[str, Any]], batch_key: str) -> list[Any]:
     """Submit every input, a few at a time, retrying what Prefect was too busy for.
 
     Item i carries the idempotency key `<batch_key>:<i>`, so a retry (ours, or the caller

@@ -57,7 +57,9 @@ async def webhook(
     request: Request,
     workflow_id: str = Path(max_length=200, description="The workflow's `id`."),
     idempotency_key: str | None = Header(
-        None, alias="Idempotency-Key", max_length=255,
+        None,
+        alias="Idempotency-Key",
+        max_length=255,
         description="e.g. the sender's delivery id: a redelivery answers the same execution.",
     ),
     engine: Engine = Depends(engine_of),

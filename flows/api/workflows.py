@@ -27,9 +27,7 @@ def _latest(catalog: Catalog, workflow_id: str) -> Any:
 
 
 def summary(catalog: Catalog, workflow_id: str) -> dict[str, Any]:
-    files = sorted(
-        (f for f in catalog.files if f.workflow_id == workflow_id), key=lambda f: (f.version or 0, f.path)
-    )
+    files = sorted((f for f in catalog.files if f.workflow_id == workflow_id), key=lambda f: (f.version or 0, f.path))
     if not files:
         catalog.resolve(workflow_id, "latest", allow_draft=False)  # raises UnknownWorkflow
     by_path = {d.path: d for d in catalog.definitions}
@@ -78,9 +76,7 @@ async def get_workflow(workflow_id: str = WorkflowIdPath, engine: Engine = Depen
 )
 async def get_tool(
     workflow_id: str = WorkflowIdPath,
-    version: str = Query(
-        "latest", pattern=r"^(latest|[1-9][0-9]{0,8})$", description='"latest" or a version number.'
-    ),
+    version: str = Query("latest", pattern=r"^(latest|[1-9][0-9]{0,8})$", description='"latest" or a version number.'),
     engine: Engine = Depends(engine_of),
 ) -> JSONResponse:
     definition = engine.resolve(workflow_id, version, allow_draft=False)

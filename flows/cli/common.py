@@ -32,7 +32,10 @@ out = Console()
 err = Console(stderr=True)
 
 DefinitionsOption = typer.Option(
-    None, "--definitions", "-d", envvar=settings.DEFINITIONS_VARIABLE,
+    None,
+    "--definitions",
+    "-d",
+    envvar=settings.DEFINITIONS_VARIABLE,
     help="Definitions directory (default ./definitions).",
 )
 

@@ -15,7 +15,8 @@ from flowdeck.cli.common import DefinitionsOption, failed
 from flowdeck.errors import PrefectUnavailable
 
 KeepServicesOption = typer.Option(
-    None, "--keep-services/--stop-services",
+    None,
+    "--keep-services/--stop-services",
     help="On quit, keep (or stop) the server and worker this session started; default: ask.",
 )
 

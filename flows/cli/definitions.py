@@ -114,5 +114,3 @@ def prefect_yaml_command(
         return
     output.write_text(text)
     out.print(f"wrote {output} ({len(deployed(catalog.definitions))} deployments)", highlight=False)
-
-

@@ -24,9 +24,7 @@ def run(
     input_json: str | None = typer.Option(None, "--input", "-i", help="input_data as a JSON object."),
     input_file: Path | None = typer.Option(None, "--input-file", help="A file holding input_data JSON."),
     run_async: bool = typer.Option(False, "--async", help="Start in async mode and return the execution id."),
-    idempotency_key: str | None = typer.Option(
-        None, "--idempotency-key", help="Same key within 24 h: same execution."
-    ),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key", help="Same key within 24 h: same execution."),
     as_json: bool = typer.Option(False, "--json", help="Print the response body as JSON."),
     definitions: Path | None = DefinitionsOption,
 ) -> None:
@@ -124,8 +122,13 @@ def executions(
         return
     table = Table(Column("execution", no_wrap=True, min_width=37), "workflow", "mode", "status", "created")
     for row in rows:
-        table.add_row(row["execution_id"], f"{row['workflow_id']}@{row['workflow_version']}", str(row["mode"]),
-                      row["status"], str(row["created_at"])[:19])
+        table.add_row(
+            row["execution_id"],
+            f"{row['workflow_id']}@{row['workflow_version']}",
+            str(row["mode"]),
+            row["status"],
+            str(row["created_at"])[:19],
+        )
     out.print(table)
 
 
@@ -150,5 +153,3 @@ def cancel(
         print_json({"status": body["status"], "execution_id": execution_id})
     else:
         out.print(f"{body['status']}  {execution_id}", highlight=False)
-
-

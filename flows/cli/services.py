@@ -90,16 +90,22 @@ def api(
 
 def server_start(
     database: str | None = typer.Option(
-        None, "--database", envvar=settings.DATABASE_URL_VARIABLE,
+        None,
+        "--database",
+        envvar=settings.DATABASE_URL_VARIABLE,
         help="PostgreSQL for the server, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/prefect "
         "(default: SQLite under FLOWDECK_HOME)",
     ),
     redis: str | None = typer.Option(
-        None, "--redis", envvar=settings.REDIS_URL_VARIABLE,
+        None,
+        "--redis",
+        envvar=settings.REDIS_URL_VARIABLE,
         help="Redis for Prefect's messaging (prefect-redis), e.g. redis://127.0.0.1:6379/0",
     ),
     api_processes: int = typer.Option(
-        1, "--api-processes", envvar=settings.API_PROCESSES_VARIABLE,
+        1,
+        "--api-processes",
+        envvar=settings.API_PROCESSES_VARIABLE,
         help="API processes (more than 1 needs --database postgresql... and --redis)",
     ),
 ) -> None:

@@ -136,8 +136,7 @@ class Catalog:
             matches = [each for each in files if each.version == number]
             if not matches:
                 raise UnknownVersion(
-                    f"workflow '{workflow_id}' has no version {number}; "
-                    f"it has versions {describe_versions(files)}",
+                    f"workflow '{workflow_id}' has no version {number}; it has versions {describe_versions(files)}",
                     details={"workflow_id": workflow_id, "version": number},
                 )
             chosen = next((each for each in matches if not each.has_errors), matches[0])
@@ -200,7 +199,10 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
     if not root.is_dir():
         catalog.problems.append(
             Problem(
-                str(root), 1, 1, "error",
+                str(root),
+                1,
+                1,
+                "error",
                 f"definitions directory not found; create it or set {DEFINITIONS_ENV}",
             )
         )

@@ -329,9 +329,7 @@ def _evaluate(compiled: Jsonata, ctx: dict[str, Any], bounds: _Bounds) -> Any:
     except MemoryError:
         raise ExpressionError(f"expression {_quote(compiled)} was stopped: it ran out of memory") from None
     except Exception as error:  # jsonata-python raises plain Python errors for some bad input
-        raise ExpressionError(
-            f"expression {_quote(compiled)} failed: {type(error).__name__}: {error}"
-        ) from None
+        raise ExpressionError(f"expression {_quote(compiled)} failed: {type(error).__name__}: {error}") from None
     return _to_json(result)
 
 
@@ -401,8 +399,19 @@ def _source_of(compiled: Jsonata) -> str:
 # Attributes of a jsonata AST node that hold child nodes, and whether the context item
 # inside them is still the one of the node itself (False: they run per item).
 _SAME_CONTEXT = (
-    "lhs", "lhs_object", "rhs", "rhs_object", "expression", "expressions", "arguments", "procedure", "body",
-    "condition", "then", "_else", "expr",
+    "lhs",
+    "lhs_object",
+    "rhs",
+    "rhs_object",
+    "expression",
+    "expressions",
+    "arguments",
+    "procedure",
+    "body",
+    "condition",
+    "then",
+    "_else",
+    "expr",
 )
 _ITEM_CONTEXT = ("stages", "predicate", "group", "terms", "update", "delete", "pattern", "rhs_terms")
 
@@ -420,9 +429,7 @@ def _collect_roots(node: Any, at_root: bool, roots: set[str]) -> None:
         for step in node.steps or ():
             _collect_roots(step, context_is_root, roots)
             # `$$` is always the root; `$` is the current item, the root only at top level
-            context_is_root = step.type == "variable" and (
-                step.value == "$" or (step.value == "" and context_is_root)
-            )
+            context_is_root = step.type == "variable" and (step.value == "$" or (step.value == "" and context_is_root))
         for attribute in _ITEM_CONTEXT:
             _collect_roots(getattr(node, attribute, None), False, roots)
         return

@@ -95,9 +95,7 @@ class _DuplicateRecordingConstructor(RoundTripConstructor):
         super().__init__(*args, **kwargs)
         self.duplicates: list[tuple[Any, Any, Any]] = []  # (mapping node, key node, key)
 
-    def check_mapping_key(
-        self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
-    ) -> bool:
+    def check_mapping_key(self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any) -> bool:
         if key in mapping:
             self.duplicates.append((node, key_node, key))
             return False  # keep the first value
@@ -160,18 +158,14 @@ def _plain(value: Any, path: DataPath, document: YamlDocument) -> Any:
             value_line_col = _safe_lc(value.lc.value, key)
             if key_line_col:
                 document.key_positions[item_path] = key_line_col
-            document.value_positions[item_path] = (
-                value_line_col or key_line_col or document.position_of(path)
-            )
+            document.value_positions[item_path] = value_line_col or key_line_col or document.position_of(path)
             result[text_key] = _plain(item, item_path, document)
         return result
     if isinstance(value, CommentedSeq):
         items = []
         for index, item in enumerate(value):
             item_path = path + (index,)
-            document.value_positions[item_path] = _safe_lc(
-                value.lc.item, index
-            ) or document.position_of(path)
+            document.value_positions[item_path] = _safe_lc(value.lc.item, index) or document.position_of(path)
             items.append(_plain(item, item_path, document))
         return items
     return _plain_scalar(value)

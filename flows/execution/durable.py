@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -90,11 +90,11 @@ class DurableHooks(RecordedHooks):
         self.current_step = step
         if self.cancel_requested.is_set():
             raise ExecutionCancelled()
-        if datetime.now(timezone.utc) >= self.deadline:
+        if datetime.now(UTC) >= self.deadline:
             raise ExecutionTimedOut(step, self.definition.timeout)
 
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
-        delay = (due_at - datetime.now(timezone.utc)).total_seconds()
+        delay = (due_at - datetime.now(UTC)).total_seconds()
         if delay <= INLINE_WAIT_SECONDS:
             await asyncio.sleep(max(0.0, delay))
             return
@@ -111,7 +111,7 @@ class DurableHooks(RecordedHooks):
 
 def deadline_of(flow_run: FlowRun, definition: WorkflowDefinition) -> datetime:
     """The timeout is wall clock from creation, waits and retries included."""
-    created = flow_run.created or datetime.now(timezone.utc)
+    created = flow_run.created or datetime.now(UTC)
     return created + timedelta(seconds=definition.timeout)
 
 
@@ -170,7 +170,7 @@ async def execute_flow_run(
         resolve_workflow=resolve_workflow,
         http=http,
     )
-    remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
+    remaining = (deadline - datetime.now(UTC)).total_seconds()
     try:
         if remaining > 0:
             outcome = await asyncio.wait_for(run.execute(), timeout=remaining)
@@ -187,7 +187,7 @@ async def execute_flow_run(
         events.abandon_open("cancelled")
         await transitions.cancel(api, flow_run.id)
         return Disposition(kind="cancelled")
-    except (ExecutionTimedOut, asyncio.TimeoutError):
+    except (TimeoutError, ExecutionTimedOut):
         step = hooks.current_step
         events.log(None, 40, f"timed out after {_human(definition.timeout)} (wall clock)")
         events.abandon_open("timed out")
@@ -205,7 +205,7 @@ async def execute_flow_run(
     attempt = encoding.attempt_of(flow_run)
     policy = definition.retries
     if outcome.status == "failed" and outcome.retryable and attempt <= policy.max_retries:
-        retry_at = datetime.now(timezone.utc) + timedelta(seconds=policy.delay_before(attempt + 1))
+        retry_at = datetime.now(UTC) + timedelta(seconds=policy.delay_before(attempt + 1))
         if retry_at < deadline:
             events.log(None, 30, f"attempt {attempt} failed; attempt {attempt + 1} at {retry_at.isoformat()}")
             await transitions.retry(api, flow_run.id, attempt, retry_at, outcome.error or {})

@@ -31,7 +31,7 @@ class Flowdeck:
     @classmethod
     def open(
         cls, definitions: str | Path | None = None, api_url: str | None = None, catalog: Catalog | None = None
-    ) -> "Flowdeck":
+    ) -> Flowdeck:
         return cls(
             catalog=catalog if catalog is not None else load_catalog(definitions),
             api=PrefectAPI(api_url),
@@ -45,14 +45,16 @@ class Flowdeck:
         await self.api.aclose()
         await self.http.aclose()
 
-    async def __aenter__(self) -> "Flowdeck":
+    async def __aenter__(self) -> Flowdeck:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     # ---------------------------------------------------------------------------------
-    def resolve(self, workflow_id: str, version: str | int | None = "latest", *, allow_draft: bool) -> WorkflowDefinition:
+    def resolve(
+        self, workflow_id: str, version: str | int | None = "latest", *, allow_draft: bool
+    ) -> WorkflowDefinition:
         return self.catalog.resolve(workflow_id, version if version is not None else "latest", allow_draft=allow_draft)
 
     def prepare(

@@ -7,7 +7,7 @@ this process.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -56,7 +56,7 @@ async def submit(
 ) -> dict[str, Any]:
     """Create the flow run (Scheduled now) for a worker to pick up; input already checked."""
     deployment = await deployment_id(engine, definition)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     key = idempotency_key
     for generation in range(1, 1000):
         flow_run = await engine.api.create_flow_run(
@@ -91,4 +91,7 @@ async def cancel(engine: Engine, execution_id: str) -> dict[str, Any]:
         await transitions.request_cancel(engine.api, flow_run.id)
     else:
         await transitions.cancel(engine.api, flow_run.id)
-    return {"status": "cancelled" if flow_run.state_type != StateType.RUNNING else "cancelling", "execution_id": execution_id}
+    return {
+        "status": "cancelled" if flow_run.state_type != StateType.RUNNING else "cancelling",
+        "execution_id": execution_id,
+    }

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +50,7 @@ class _Handoff(Exception):
 class SyncHooks(RecordedHooks):
     definition: WorkflowDefinition
     events: TaskRunEvents
-    flow_run: "asyncio.Task[FlowRun]"
+    flow_run: asyncio.Task[FlowRun]
     deadline: float  # loop time
     journal: dict[str, JournalEntry] = field(default_factory=dict)
     current_key: str | None = None
@@ -68,7 +68,7 @@ class SyncHooks(RecordedHooks):
 
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
         remaining = self.deadline - asyncio.get_running_loop().time()
-        delay = (due_at - datetime.now(timezone.utc)).total_seconds()
+        delay = (due_at - datetime.now(UTC)).total_seconds()
         if delay > remaining:
             self.journal[key] = JournalEntry(
                 status="waiting", started_at=started_at.isoformat(), due_at=due_at.isoformat()
@@ -126,7 +126,7 @@ async def run_sync(
     loop = asyncio.get_running_loop()
     limit = sync_timeout or definition.sync_timeout or settings.sync_timeout_default()
     deadline = loop.time() + limit
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     flow_run_task = asyncio.create_task(
         api.create_flow_run(
             flow_name=definition.id,
@@ -159,7 +159,7 @@ async def run_sync(
     try:
         outcome = await asyncio.wait_for(asyncio.shield(body_task), timeout=max(0.0, deadline - loop.time()))
         handoff: _Handoff | None = None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         body_task.cancel()
         try:
             await body_task
@@ -206,8 +206,8 @@ async def run_sync(
     return SyncCall(body=body, execution_id=execution_id, finish=finish)
 
 
-async def _execute_with_id_early(run: Run, flow_run_task: "asyncio.Task[FlowRun]", hooks: SyncHooks) -> Outcome:
-    def fill_id(task: "asyncio.Task[FlowRun]") -> None:
+async def _execute_with_id_early(run: Run, flow_run_task: asyncio.Task[FlowRun], hooks: SyncHooks) -> Outcome:
+    def fill_id(task: asyncio.Task[FlowRun]) -> None:
         if not task.cancelled() and task.exception() is None:
             run.ctx["execution"]["id"] = encoding.execution_id_for(task.result().id)
 

@@ -183,15 +183,21 @@ def _spawn(command: list[str], env: dict[str, str], pid_file: Path) -> spawn.Spa
 def _run_once(arguments: list[str], env: dict[str, str], failure: str) -> None:
     """A one-off Prefect step before the server processes start; its last error line if it fails."""
     done = subprocess.run(
-        [sys.executable, *arguments], env=env, cwd=settings.home(), capture_output=True, text=True, timeout=300,
+        [sys.executable, *arguments],
+        env=env,
+        cwd=settings.home(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if done.returncode != 0:
         raise PrefectUnavailable(f"{failure}: " + (done.stderr or done.stdout).strip().splitlines()[-1][:300])
 
 
 def _migrate(env: dict[str, str]) -> None:
-    _run_once(["-m", "prefect", "server", "database", "upgrade", "-y"], env,
-              "could not bring the Prefect database up to date")
+    _run_once(
+        ["-m", "prefect", "server", "database", "upgrade", "-y"], env, "could not bring the Prefect database up to date"
+    )
 
 
 _REGISTER_BLOCKS = """
@@ -268,8 +274,7 @@ def start(topology: Topology | None = None) -> ServerStatus:
                     f"the local Prefect server exited with code {error.returncode}; see {_log_file()}"
                 ) from None
             raise PrefectUnavailable(
-                f"the local Prefect server did not answer at {api_url} within "
-                f"{START_TIMEOUT:.0f} s; see {_log_file()}"
+                f"the local Prefect server did not answer at {api_url} within {START_TIMEOUT:.0f} s; see {_log_file()}"
             ) from None
         return status()
 

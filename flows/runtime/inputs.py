@@ -59,5 +59,5 @@ def parse_input(text: str | None, source: str = "--input") -> dict[str, Any]:
             f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
     if not isinstance(value, dict):
-        raise InvalidInput(f"{source} must be a JSON object like '{{\"customer_email\": \"a@b.c\"}}'")
+        raise InvalidInput(f'{source} must be a JSON object like \'{{"customer_email": "a@b.c"}}\'')
     return value

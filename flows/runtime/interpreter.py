@@ -218,9 +218,7 @@ class Run:
                 return branch.steps
         return step.default
 
-    async def _perform(
-        self, step: Step, ctx: dict[str, Any], key: str, remembered: JournalEntry | None
-    ) -> Any:
+    async def _perform(self, step: Step, ctx: dict[str, Any], key: str, remembered: JournalEntry | None) -> Any:
         if isinstance(step, NoteStep):
             return None
         if isinstance(step, OutputStep):
@@ -345,9 +343,7 @@ def _parse_time(value: Any, step: WaitStep) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise StepError(
-            f"wait step '{step.name}': `until` gave {value!r}, not an ISO-8601 time"
-        ) from None
+        raise StepError(f"wait step '{step.name}': `until` gave {value!r}, not an ISO-8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment

@@ -29,7 +29,7 @@ Everything here is pure (no I/O): building and parsing these values.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -211,7 +211,7 @@ def waiting_state(step_name: str, until: datetime, wake_at: datetime | None = No
 
 def handed_off_state() -> State[Any]:
     return Scheduled(
-        scheduled_time=datetime.now(timezone.utc) - timedelta(seconds=1),
+        scheduled_time=datetime.now(UTC) - timedelta(seconds=1),
         name=HANDED_OFF,
         message="sync limit reached: continuing in async mode",
     )
@@ -226,7 +226,7 @@ def retry_state(attempt: int, retry_at: datetime, error: dict[str, Any]) -> Stat
 
 
 def rescheduled_state(reason: str) -> State[Any]:
-    return Scheduled(scheduled_time=datetime.now(timezone.utc), name="Scheduled", message=reason)
+    return Scheduled(scheduled_time=datetime.now(UTC), name="Scheduled", message=reason)
 
 
 _CLAIMED_BY = "claimed by "
@@ -269,7 +269,7 @@ def cancelling_state() -> State[Any]:
 def due_of(flow_run: FlowRun) -> datetime:
     """When a Scheduled run falls due (now when it has no time)."""
     scheduled = flow_run.state.state_details.scheduled_time if flow_run.state else None
-    return scheduled or datetime.now(timezone.utc)
+    return scheduled or datetime.now(UTC)
 
 
 # status --------------------------------------------------------------------------------

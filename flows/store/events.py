@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -71,6 +71,7 @@ class TaskRunEvents:
     def _send(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
         """The event Prefect's task engine sends, plus the flow-run link its run context
         would add (the server's task-run recorder reads the flow run from it)."""
+
         def state_json(state: State[Any]) -> dict[str, Any]:
             return {
                 "type": state.type.value,
@@ -93,8 +94,16 @@ class TaskRunEvents:
                     mode="json",
                     exclude_none=True,
                     exclude={
-                        "id", "created", "updated", "flow_run_id", "state_id", "state_type",
-                        "state_name", "state", "estimated_start_time_delta", "estimated_run_time",
+                        "id",
+                        "created",
+                        "updated",
+                        "flow_run_id",
+                        "state_id",
+                        "state_type",
+                        "state_name",
+                        "state",
+                        "estimated_start_time_delta",
+                        "estimated_run_time",
                     },
                 ),
             },
@@ -118,11 +127,9 @@ class TaskRunEvents:
             ],
         )
 
-    def started(
-        self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None
-    ) -> UUID:
+    def started(self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None) -> UUID:
         """Open a task run for a step (or re-open the one a suspended Wait left open)."""
-        now = since or datetime.now(timezone.utc)
+        now = since or datetime.now(UTC)
         task_run = TaskRun(
             id=task_run_id or uuid4(),
             name=step.name if "." not in key else f"{key}",
@@ -161,7 +168,7 @@ class TaskRunEvents:
             return
         if record.timer is not None:
             record.timer.cancel()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if failed_message is None:
             final: State[Any] = Completed(timestamp=now)
         else:

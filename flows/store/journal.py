@@ -97,9 +97,7 @@ async def write_step(flow_run_id: UUID, step_key: str, entry: dict[str, Any]) ->
     await write_record(encoding.journal_key(flow_run_id, step_key), entry)
 
 
-async def read_step(
-    flow_run_id: UUID, step_key: str, patience: float = STORAGE_PATIENCE_SECONDS
-) -> Any | None:
+async def read_step(flow_run_id: UUID, step_key: str, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
     return await read_record(encoding.journal_key(flow_run_id, step_key), patience=patience)
 
 

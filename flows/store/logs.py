@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ def log_entry(level: int, message: str, task_run_id: UUID | None) -> dict[str, A
         "name": "flowdeck",
         "level": level,
         "message": message,
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": datetime.now(UTC).isoformat(),
         "task_run_id": str(task_run_id) if task_run_id else None,
     }
 

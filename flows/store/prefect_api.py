@@ -102,7 +102,7 @@ class PrefectAPI:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "PrefectAPI":
+    async def __aenter__(self) -> PrefectAPI:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -151,12 +151,14 @@ class PrefectAPI:
             else:
                 if response.status_code not in RETRY_STATUSES:
                     if response.status_code >= 400 and response.status_code not in (404, 409, 422):
-                        hint = ("; the Prefect server failed this request (its log says why: "
-                                "FLOWDECK_HOME/server.log for a server flowdeck started)"
-                                if response.status_code >= 500 else "")
+                        hint = (
+                            "; the Prefect server failed this request (its log says why: "
+                            "FLOWDECK_HOME/server.log for a server flowdeck started)"
+                            if response.status_code >= 500
+                            else ""
+                        )
                         raise PrefectUnavailable(
-                            f"Prefect API {method} {path} answered {response.status_code}: "
-                            f"{response.text[:300]}{hint}"
+                            f"Prefect API {method} {path} answered {response.status_code}: {response.text[:300]}{hint}"
                         )
                     return response
                 if elapsed > BUSY_BUDGET_SECONDS:
@@ -232,9 +234,7 @@ class PrefectAPI:
         body = {"state": _state_json(state, flow_run_id), "force": force}
         response = await self.request("POST", f"/flow_runs/{flow_run_id}/set_state", json=body)
         if response.status_code >= 400:
-            raise PrefectUnavailable(
-                f"Prefect refused the state change of {flow_run_id}: {response.text[:300]}"
-            )
+            raise PrefectUnavailable(f"Prefect refused the state change of {flow_run_id}: {response.text[:300]}")
         return OrchestrationResult.model_validate(response.json())
 
     async def update_flow_run_labels(self, flow_run_id: UUID, labels: dict[str, Any]) -> None:

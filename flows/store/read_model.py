@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -35,8 +35,7 @@ async def read_flow_run(api: PrefectAPI, execution_id: str) -> FlowRun:
     flow_run = await api.read_flow_run(flow_run_id) if flow_run_id else None
     if flow_run is None or not encoding.is_flowdeck_run(flow_run):
         raise UnknownExecution(
-            f"no execution '{execution_id}'; execution ids look like exec_<32 hex> "
-            "(see `flowdeck executions`)"
+            f"no execution '{execution_id}'; execution ids look like exec_<32 hex> (see `flowdeck executions`)"
         )
     return flow_run
 
@@ -107,7 +106,7 @@ def _flow_runs_query(flow_runs_filter: dict[str, Any], limit: int, offset: int |
 
 def _before_horizon() -> dict[str, Any]:
     # schedule triggers create runs days ahead; they are not executions yet
-    horizon = datetime.now(timezone.utc) + timedelta(minutes=1)
+    horizon = datetime.now(UTC) + timedelta(minutes=1)
     return {"expected_start_time": {"before_": horizon.isoformat()}}
 
 
@@ -233,7 +232,9 @@ async def execution_detail(api: PrefectAPI, execution_id: str) -> ExecutionView:
             if isinstance(entry, dict) and "output" in entry:
                 step.output, step.has_output = entry["output"], True
         steps.append(step)
-    return ExecutionView(body=body, steps=steps, input_data=dict(flow_run.parameters or {}), flow_run_id=str(flow_run.id))
+    return ExecutionView(
+        body=body, steps=steps, input_data=dict(flow_run.parameters or {}), flow_run_id=str(flow_run.id)
+    )
 
 
 @dataclass

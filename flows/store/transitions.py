@@ -55,7 +55,9 @@ async def start(api: PrefectAPI, flow_run_id: UUID, worker: str) -> bool:
     return _accepted(await set_state(api, flow_run_id, encoding.running_state(worker)))
 
 
-async def suspend(api: PrefectAPI, flow_run_id: UUID, step_name: str, until: datetime, wake_at: datetime | None = None) -> None:
+async def suspend(
+    api: PrefectAPI, flow_run_id: UUID, step_name: str, until: datetime, wake_at: datetime | None = None
+) -> None:
     await set_state(api, flow_run_id, encoding.waiting_state(step_name, until, wake_at), force=True)
 
 

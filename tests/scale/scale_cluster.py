@@ -72,7 +72,6 @@ def report(name: str, figures: dict[str, Any]) -> None:
     print(f"\n{name}: {json.dumps(figures, indent=2)}")
 
 
-
 def group_members(pid: int) -> Iterator[int]:
     """The processes of the process group led by `pid` (a server's children included)."""
     for entry in os.listdir("/proc"):
@@ -222,8 +221,21 @@ class RedisServer:
                 return False
 
         spawned = spawn(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.directory),
+            ],
             self.directory / "redis.log",
         )
         self.popen = spawned.process
@@ -292,23 +304,50 @@ class Cluster:
         self.start_server()
         done = subprocess.run(
             [sys.executable, "-m", "flowdeck", "storage", "set", self.redis_url],
-            env=self.machine_env("admin"), cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env=self.machine_env("admin"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if done.returncode != 0:
             raise RuntimeError(f"storage set failed: {done.stderr}")
         return self
 
     def start_server(self) -> None:
-        command = ["server", "start", "--database", self.database_url, "--redis", self.redis_url,
-                   "--api-processes", str(self.api_processes)] if self.database else ["server", "start"]
-        done = subprocess.run([sys.executable, "-m", "flowdeck", *command], env=self._server_env(), cwd=ROOT,
-                              capture_output=True, text=True, timeout=180)
+        command = (
+            [
+                "server",
+                "start",
+                "--database",
+                self.database_url,
+                "--redis",
+                self.redis_url,
+                "--api-processes",
+                str(self.api_processes),
+            ]
+            if self.database
+            else ["server", "start"]
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "flowdeck", *command],
+            env=self._server_env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"server start failed: {done.stdout}{done.stderr}")
 
     def stop_server(self) -> None:
-        subprocess.run([sys.executable, "-m", "flowdeck", "server", "stop"], env=self._server_env(), cwd=ROOT,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "flowdeck", "server", "stop"],
+            env=self._server_env(),
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
+        )
 
     def server_pids(self) -> list[int]:
         home = self.root / "server"
@@ -331,9 +370,13 @@ class Cluster:
     # flowdeck processes -------------------------------------------------------------
     def start_worker(self, concurrency: int = 100, definitions: Path = DEFINITIONS, **env: str) -> Process:
         name = f"worker-{len(self.workers) + 1}"
-        worker = Process(name, ["worker", "--concurrency", str(concurrency)],
-                         self.machine_env(name, FLOWDECK_DEFINITIONS=str(definitions), **env),
-                         b"serving", self.root / name / "worker.log").start()
+        worker = Process(
+            name,
+            ["worker", "--concurrency", str(concurrency)],
+            self.machine_env(name, FLOWDECK_DEFINITIONS=str(definitions), **env),
+            b"serving",
+            self.root / name / "worker.log",
+        ).start()
         self.workers.append(worker)
         return worker
 
@@ -341,8 +384,7 @@ class Cluster:
         name = f"api-{len(self.apis) + 1}"
         port = free_port()
         env = self.machine_env(name, FLOWDECK_API_TOKENS=self.token, FLOWDECK_DEFINITIONS=str(definitions))
-        api = Process(name, ["api", "--port", str(port)], env,
-                      b"Uvicorn running", self.root / name / "api.log").start()
+        api = Process(name, ["api", "--port", str(port)], env, b"Uvicorn running", self.root / name / "api.log").start()
         self.apis.append(api)
         return api, f"http://127.0.0.1:{port}"
 
@@ -360,7 +402,7 @@ class Cluster:
         """Each execution's flow run as Prefect's API answers it."""
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(execution_ids), 200):
-            chunk = execution_ids[start:start + 200]
+            chunk = execution_ids[start : start + 200]
             ids = [_flow_run_id(e) for e in chunk]
             response = client.post("/flow_runs/filter", json={"flow_runs": {"id": {"any_": ids}}, "limit": 200})
             response.raise_for_status()
@@ -377,8 +419,9 @@ class Cluster:
         response.raise_for_status()
         return int(response.json())
 
-    def wait_final(self, execution_ids: list[str], timeout: float,
-                   flow_run_filter: dict[str, Any] | None = None) -> dict[str, str]:
+    def wait_final(
+        self, execution_ids: list[str], timeout: float, flow_run_filter: dict[str, Any] | None = None
+    ) -> dict[str, str]:
         """Each execution's final state. With `flow_run_filter` (one that matches exactly these
         runs), a count is polled instead of reading every run each time: reading 10,000 runs
         every few seconds would load the server the test is measuring."""
@@ -401,8 +444,11 @@ class Cluster:
         """Which workers ran an execution (its Running states name them), in order."""
         response = client.get("/flow_run_states/", params={"flow_run_id": _flow_run_id(execution_id)})
         response.raise_for_status()
-        return [s["message"].removeprefix("worker ") for s in response.json()
-                if s["type"] == "RUNNING" and (s.get("message") or "").startswith("worker ")]
+        return [
+            s["message"].removeprefix("worker ")
+            for s in response.json()
+            if s["type"] == "RUNNING" and (s.get("message") or "").startswith("worker ")
+        ]
 
 
 @pytest.fixture
@@ -410,8 +456,10 @@ def cluster() -> Iterator[Cluster]:
     """A fresh PostgreSQL database and server for each test, torn down after it.
     (Here rather than in a conftest.py: a second `conftest` module would shadow the one the
     rest of the suite imports from.)"""
-    built = Cluster(Path(tempfile.mkdtemp(prefix="flowdeck-scale-")),
-                    api_processes=int(os.environ.get("FLOWDECK_SCALE_API_PROCESSES") or 1))
+    built = Cluster(
+        Path(tempfile.mkdtemp(prefix="flowdeck-scale-")),
+        api_processes=int(os.environ.get("FLOWDECK_SCALE_API_PROCESSES") or 1),
+    )
     built.start()
     try:
         yield built
@@ -438,8 +486,10 @@ def submit_batch(api_url: str, token: str, workflow_id: str, inputs: list[dict[s
     ids: list[str] = []
     with httpx.Client(timeout=1800, headers={"Authorization": f"Bearer {token}"}) as client:
         for start in range(0, len(inputs), 1000):
-            response = client.post(f"{api_url}/workflow/workflow-executions/batch",
-                                   json={"workflow_id": workflow_id, "inputs": inputs[start:start + 1000]})
+            response = client.post(
+                f"{api_url}/workflow/workflow-executions/batch",
+                json={"workflow_id": workflow_id, "inputs": inputs[start : start + 1000]},
+            )
             assert response.status_code == 202, response.text
             ids += [e["execution_id"] for e in response.json()["executions"]]
     return ids

@@ -5,19 +5,30 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
-from scale_cluster import cluster, cluster_with_own_redis  # noqa: F401  (the fixtures)
-from scale_cluster import EXECUTIONS, Cluster, EffectServer, RedisServer, report, submit_batch
+from scale_cluster import (
+    EXECUTIONS,
+    Cluster,
+    EffectServer,
+    RedisServer,
+    report,
+    submit_batch,
+)
 
 pytestmark = pytest.mark.timeout(3600)
 
 WAIT_SECONDS = 5
-EXPECTED_EFFECTS = {"scale_compute": {}, "scale_http": {"first": 1, "second": 1}, "scale_wait": {"before": 1, "after": 1}}
+EXPECTED_EFFECTS = {
+    "scale_compute": {},
+    "scale_http": {"first": 1, "second": 1},
+    "scale_wait": {"before": 1, "after": 1},
+}
 
 
 def mixed_inputs(count: int, effects_url: str) -> dict[str, list[dict[str, Any]]]:
@@ -36,10 +47,10 @@ def submit_mix(api_url: str, token: str, inputs: dict[str, list[dict[str, Any]]]
     offsets = dict.fromkeys(inputs, 0)
     while any(offsets[w] < len(inputs[w]) for w in inputs):
         for workflow_id, items in inputs.items():
-            chunk = items[offsets[workflow_id]:offsets[workflow_id] + 100]
+            chunk = items[offsets[workflow_id] : offsets[workflow_id] + 100]
             offsets[workflow_id] += len(chunk)
             if workflow_id == "scale_wait":  # due a few seconds after its own submission
-                resume_at = (datetime.now(timezone.utc) + timedelta(seconds=WAIT_SECONDS)).isoformat()
+                resume_at = (datetime.now(UTC) + timedelta(seconds=WAIT_SECONDS)).isoformat()
                 chunk = [{**item, "resume_at": resume_at} for item in chunk]
             if chunk:
                 for execution_id in submit_batch(api_url, token, workflow_id, chunk):
@@ -79,11 +90,19 @@ def test_executions_shared_by_workers_each_run_exactly_once(cluster: Cluster, wo
     shares = {w.name: w.executed() for w in started}
     # every worker took part (attempts: a Wait makes two per execution)
     assert all(count and count > 0 for count in shares.values()), shares
-    report(f"load_{workers}_workers", {
-        "executions": len(kinds), "workers": workers, "submit_seconds": round(submitted, 1),
-        "all_done_seconds": round(elapsed, 1), "throughput_per_s": round(len(kinds) / elapsed, 2),
-        "attempts_per_worker": shares, "memory_mb_start": memory_start, "memory_mb_end": memory_end,
-    })
+    report(
+        f"load_{workers}_workers",
+        {
+            "executions": len(kinds),
+            "workers": workers,
+            "submit_seconds": round(submitted, 1),
+            "all_done_seconds": round(elapsed, 1),
+            "throughput_per_s": round(len(kinds) / elapsed, 2),
+            "attempts_per_worker": shares,
+            "memory_mb_start": memory_start,
+            "memory_mb_end": memory_end,
+        },
+    )
 
 
 def test_a_worker_killed_mid_load_loses_nothing_and_repeats_no_finished_step(cluster: Cluster) -> None:
@@ -117,14 +136,19 @@ def test_a_worker_killed_mid_load_loses_nothing_and_repeats_no_finished_step(clu
     assert finished_before_kill == []
     assert len(repeats) <= 50  # at most the victim's slots were in flight
     with cluster.prefect() as client:
-        taken_over = sum(
-            1 for e in kinds if len(set(cluster.running_workers(client, e))) > 1
-        ) if len(kinds) <= 400 else None
-    report("worker_killed", {
-        "executions": len(kinds), "effects_before_kill": sum(len([t for t in ts if t < killed_at]) for ts in effects.arrivals.values()),
-        "interrupted_steps_repeated": len(repeats), "executions_run_by_both_workers": taken_over,
-        "survivor_attempts": survivor.executed(),
-    })
+        taken_over = (
+            sum(1 for e in kinds if len(set(cluster.running_workers(client, e))) > 1) if len(kinds) <= 400 else None
+        )
+    report(
+        "worker_killed",
+        {
+            "executions": len(kinds),
+            "effects_before_kill": sum(len([t for t in ts if t < killed_at]) for ts in effects.arrivals.values()),
+            "interrupted_steps_repeated": len(repeats),
+            "executions_run_by_both_workers": taken_over,
+            "survivor_attempts": survivor.executed(),
+        },
+    )
 
 
 @dataclass
@@ -134,8 +158,9 @@ class FaultRun:
     fault_seconds: float  # from the fault until the part was back
 
 
-def steady_submissions_around(cluster: Cluster, effects: EffectServer, api_url: str,
-                              fault: Callable[[], None], repair: Callable[[], None]) -> FaultRun:
+def steady_submissions_around(
+    cluster: Cluster, effects: EffectServer, api_url: str, fault: Callable[[], None], repair: Callable[[], None]
+) -> FaultRun:
     """Single async submissions one after another (half no-I/O, half HTTP) through `flowdeck
     api`; a quarter of the way in, `fault()`, 3 s, `repair()`; then on to EXECUTIONS."""
     accepted: dict[str, str] = {}
@@ -150,8 +175,10 @@ def steady_submissions_around(cluster: Cluster, effects: EffectServer, api_url: 
                 input_data = {"n": index} if workflow_id == "scale_compute" else {"base_url": effects.url}
                 index += 1
                 try:
-                    response = client.post(f"{api_url}/workflow/workflow-executions/async",
-                                           json={"workflow_id": workflow_id, "input_data": input_data})
+                    response = client.post(
+                        f"{api_url}/workflow/workflow-executions/async",
+                        json={"workflow_id": workflow_id, "input_data": input_data},
+                    )
                 except httpx.HTTPError as error:
                     refused.append((0, str(error)))
                     continue
@@ -191,14 +218,20 @@ def test_server_restart_mid_load_finishes_every_accepted_execution(cluster: Clus
     for status, body in run.refused:
         assert status == 503, (status, body)  # a clear error, never an id
         assert "execution_id" not in body and "Prefect" in body, body
-    report("server_restart", {
-        "accepted": len(run.accepted), "refused_while_down": len(run.refused),
-        "server_down_seconds": round(run.fault_seconds, 1), "refusal_example": run.refused[0][1][:300],
-    })
+    report(
+        "server_restart",
+        {
+            "accepted": len(run.accepted),
+            "refused_while_down": len(run.refused),
+            "server_down_seconds": round(run.fault_seconds, 1),
+            "refusal_example": run.refused[0][1][:300],
+        },
+    )
 
 
 def test_redis_killed_mid_load_finishes_every_accepted_execution(
-        cluster_with_own_redis: tuple[Cluster, RedisServer]) -> None:
+    cluster_with_own_redis: tuple[Cluster, RedisServer],
+) -> None:
     """Redis carries Prefect's messaging and the result storage (journals and outputs). It is
     killed with `kill -9` and restarted 3 s later from its append-only file."""
     cluster, redis_server = cluster_with_own_redis
@@ -212,14 +245,19 @@ def test_redis_killed_mid_load_finishes_every_accepted_execution(
     for worker in workers:
         worker.stop()
     effects.close()
-    report("redis_killed", {
-        "runs_in_prefect": runs_in_prefect,
-        "accepted": len(run.accepted), "refused_while_down": len(run.refused),
-        "redis_down_seconds": round(run.fault_seconds, 1), "final_states": dict(Counter(states.values())),
-        "side_effects_not_exactly_once": len(repeated_effects(effects, run.accepted)),
-        "refusals": dict(Counter(status for status, _ in run.refused)),
-        "refusal_example": run.refused[0][1][:300] if run.refused else None,
-    })
+    report(
+        "redis_killed",
+        {
+            "runs_in_prefect": runs_in_prefect,
+            "accepted": len(run.accepted),
+            "refused_while_down": len(run.refused),
+            "redis_down_seconds": round(run.fault_seconds, 1),
+            "final_states": dict(Counter(states.values())),
+            "side_effects_not_exactly_once": len(repeated_effects(effects, run.accepted)),
+            "refusals": dict(Counter(status for status, _ in run.refused)),
+            "refusal_example": run.refused[0][1][:300] if run.refused else None,
+        },
+    )
     assert Counter(states.values()) == {"COMPLETED": len(run.accepted)}
     assert repeated_effects(effects, run.accepted) == []
     assert runs_in_prefect == len(run.accepted)  # a refused submission left no run behind

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from scale_cluster import cluster  # noqa: F401  (the fixture)
-from scale_cluster import SOAK_MINUTES, WAITING, Cluster, EffectServer, group_size, percentiles, report, size, submit_batch
+from scale_cluster import (
+    SOAK_MINUTES,
+    WAITING,
+    Cluster,
+    EffectServer,
+    group_size,
+    percentiles,
+    report,
+    size,
+    submit_batch,
+)
 
 pytestmark = pytest.mark.timeout(4 * 3600)
 
@@ -28,7 +37,7 @@ def test_many_waiting_executions_hold_no_worker_and_resume_on_time(cluster: Clus
     _, api_url = cluster.start_api()
     processes_before = {w.name: group_size(w.pid) for w in workers}
     memory_before = cluster.memory()
-    first_due = datetime.now(timezone.utc) + timedelta(seconds=30 + WAITING * SECONDS_PER_WAIT)
+    first_due = datetime.now(UTC) + timedelta(seconds=30 + WAITING * SECONDS_PER_WAIT)
     inputs = [
         {"base_url": effects.url, "resume_at": (first_due + timedelta(seconds=i * RESUME_SPACING)).isoformat()}
         for i in range(WAITING)
@@ -40,32 +49,43 @@ def test_many_waiting_executions_hold_no_worker_and_resume_on_time(cluster: Clus
     with cluster.prefect() as client:
         # Until every execution waits, or the first falls due (the machine was slower than
         # FLOWDECK_SCALE_SECONDS_PER_WAIT assumes): the report then says how many did.
-        while (waiting := cluster.count(client, waiting_filter)) < len(ids) and datetime.now(timezone.utc) < first_due:
+        while (waiting := cluster.count(client, waiting_filter)) < len(ids) and datetime.now(UTC) < first_due:
             time.sleep(2)
         all_waiting_after = time.monotonic() - began
         held = cluster.count(client, busy_filter)
     memory_waiting = cluster.memory()
     processes_waiting = {w.name: group_size(w.pid) for w in workers}
 
-    states = cluster.wait_final(ids, timeout=(first_due - datetime.now(timezone.utc)).total_seconds()
-                                + WAITING * RESUME_SPACING * 3 + 120,
-                                flow_run_filter={"tags": {"all_": ["workflow:scale_wait"]}})
+    states = cluster.wait_final(
+        ids,
+        timeout=(first_due - datetime.now(UTC)).total_seconds() + WAITING * RESUME_SPACING * 3 + 120,
+        flow_run_filter={"tags": {"all_": ["workflow:scale_wait"]}},
+    )
     resumed_after = time.monotonic() - began
     memory_end = cluster.memory()
     effects.close()
     lags = percentiles(effects.resume_lags)
-    report("waiting", {
-        "executions": len(ids), "waiting_at_once": waiting, "all_waiting_after_seconds": round(all_waiting_after, 1),
-        "all_ended_after_seconds": round(resumed_after, 1), "worker_concurrency": 20, "workers": len(workers),
-        "api_processes": cluster.api_processes, "resume_spacing_seconds": RESUME_SPACING,
-        "resume_lag_seconds": lags,
-        "memory_mb": {"before": memory_before, "while_all_wait": memory_waiting, "end": memory_end},
-        "processes_per_worker_before_and_while_waiting": [processes_before, processes_waiting],
-        "pending_or_running_while_all_wait": held,
-    })
+    report(
+        "waiting",
+        {
+            "executions": len(ids),
+            "waiting_at_once": waiting,
+            "all_waiting_after_seconds": round(all_waiting_after, 1),
+            "all_ended_after_seconds": round(resumed_after, 1),
+            "worker_concurrency": 20,
+            "workers": len(workers),
+            "api_processes": cluster.api_processes,
+            "resume_spacing_seconds": RESUME_SPACING,
+            "resume_lag_seconds": lags,
+            "memory_mb": {"before": memory_before, "while_all_wait": memory_waiting, "end": memory_end},
+            "processes_per_worker_before_and_while_waiting": [processes_before, processes_waiting],
+            "pending_or_running_while_all_wait": held,
+        },
+    )
     assert waiting == len(ids), (
         f"only {waiting} of {len(ids)} were waiting when the first fell due: this machine is slower "
-        "than FLOWDECK_SCALE_SECONDS_PER_WAIT assumes; raise it")
+        "than FLOWDECK_SCALE_SECONDS_PER_WAIT assumes; raise it"
+    )
     assert Counter(states.values()) == {"COMPLETED": len(ids)}
     assert held == 0  # while all wait, none is pending or running anywhere
     assert processes_waiting == processes_before  # no process was started per waiting execution
@@ -97,13 +117,16 @@ def test_soak_of_steady_mixed_traffic(cluster: Cluster) -> None:
                 memory_start = cluster.memory()
             workflow_id = kinds[index % 3]
             input_data = (
-                {"n": index} if workflow_id == "scale_compute"
-                else {"base_url": effects.url, "resume_at": (datetime.now(timezone.utc) + timedelta(seconds=3)).isoformat()}
+                {"n": index}
+                if workflow_id == "scale_compute"
+                else {"base_url": effects.url, "resume_at": (datetime.now(UTC) + timedelta(seconds=3)).isoformat()}
             )
             index += 1
             sent = time.monotonic()
-            response = client.post(f"{api_url}/workflow/workflow-executions/async",
-                                   json={"workflow_id": workflow_id, "input_data": input_data})
+            response = client.post(
+                f"{api_url}/workflow/workflow-executions/async",
+                json={"workflow_id": workflow_id, "input_data": input_data},
+            )
             if response.status_code != 202:
                 errors.append(f"{response.status_code} {response.text[:200]}")
             else:
@@ -127,12 +150,22 @@ def test_soak_of_steady_mixed_traffic(cluster: Cluster) -> None:
     failed = [e for e, run in runs.items() if run["state_type"] != "COMPLETED"]
     unequal = [k for k, n in effects.counts.items() if n != 1]
     growth = {name: round(memory_end.get(name, 0) - start, 1) for name, start in memory_start.items()}
-    report("soak", {
-        "minutes": SOAK_MINUTES, "rate_per_s": rate, "executions": len(ids), "errors": len(errors) + len(failed),
-        "per_minute": {f"minute_{m + 1}": {"submit_s": percentiles(w["submit"]), "e2e_s": percentiles(w["e2e"])}
-                       for m, w in sorted(windows.items())},
-        "memory_mb_start": memory_start, "memory_mb_end": memory_end, "memory_growth_mb": growth,
-    })
+    report(
+        "soak",
+        {
+            "minutes": SOAK_MINUTES,
+            "rate_per_s": rate,
+            "executions": len(ids),
+            "errors": len(errors) + len(failed),
+            "per_minute": {
+                f"minute_{m + 1}": {"submit_s": percentiles(w["submit"]), "e2e_s": percentiles(w["e2e"])}
+                for m, w in sorted(windows.items())
+            },
+            "memory_mb_start": memory_start,
+            "memory_mb_end": memory_end,
+            "memory_growth_mb": growth,
+        },
+    )
     assert errors == [] and failed == [] and unequal == []
     for name, start in memory_start.items():
         assert memory_end[name] <= start * 1.25 + 30, (name, start, memory_end[name])

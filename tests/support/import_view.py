@@ -35,11 +35,10 @@ def build(root: Path, into: Path) -> Path:
 def real_path(reported: str, root: Path, view: Path) -> str:
     """A path as mypy prints it in the view, as it is in the repository."""
     prefix = str(view) + "/"
-    if not reported.startswith(prefix):
-        return reported
-    parts = reported[len(prefix):].split("/")
+    relative = reported[len(prefix) :] if reported.startswith(prefix) else reported
+    parts = relative.split("/")
     for name in sorted(PACKAGE_DIRS, key=len, reverse=True):
         name_parts = name.split(".")
         if parts[: len(name_parts)] == name_parts:
-            return str(Path(PACKAGE_DIRS[name], *parts[len(name_parts):]))
+            return str(Path(PACKAGE_DIRS[name], *parts[len(name_parts) :]))
     return reported

@@ -33,7 +33,8 @@ def _check_versions_unique(workflow_id: str, group: list[CheckedFile]) -> None:
         first = first_of.setdefault(item.version, item)
         if first is not item:
             item.add(
-                "error", item.at(("version",)),
+                "error",
+                item.at(("version",)),
                 f"workflow '{workflow_id}' version {item.version} is already defined in "
                 f"{first.path}; give this file the next free version number",
             )
@@ -47,14 +48,15 @@ def _check_one_live(workflow_id: str, group: list[CheckedFile]) -> None:
     kept = live[0]
     for item in live[1:]:
         item.add(
-            "error", item.at(("status",)),
+            "error",
+            item.at(("status",)),
             f"workflow '{workflow_id}' has more than one live version: version "
             f"{kept.version} in {kept.path} is live; set this one to published",
         )
 
 
 def describe_versions(group: Iterable[Any]) -> str:
-    """"1 (published), 2 (live)" for files or definitions with `version` and `status`."""
+    """ "1 (published), 2 (live)" for files or definitions with `version` and `status`."""
     listed = sorted({(each.version, each.status) for each in group if each.version is not None})
     return ", ".join(f"{version} ({status})" for version, status in listed) or "none"
 
@@ -75,7 +77,8 @@ def _check_workflow_calls(item: CheckedFile, by_id: dict[str, list[CheckedFile]]
         if not group:
             hint = _did_you_mean(called, list(by_id))
             item.add(
-                "error", item.at(path),
+                "error",
+                item.at(path),
                 f"{label} calls unknown workflow '{called}'{hint}; known workflows: "
                 f"{', '.join(sorted(by_id)) or 'none'}",
             )
@@ -85,7 +88,8 @@ def _check_workflow_calls(item: CheckedFile, by_id: dict[str, list[CheckedFile]]
         if version == "latest":
             if not any(each.status in ("live", "published") for each in group):
                 item.add(
-                    "error", item.at(version_path),
+                    "error",
+                    item.at(version_path),
                     f"{label} calls workflow '{called}' at 'latest', but it has no live or "
                     f"published version (versions: {describe_versions(group)})",
                 )
@@ -93,14 +97,15 @@ def _check_workflow_calls(item: CheckedFile, by_id: dict[str, list[CheckedFile]]
             match = [each for each in group if each.version == version]
             if not match:
                 item.add(
-                    "error", item.at(version_path),
+                    "error",
+                    item.at(version_path),
                     f"{label} calls workflow '{called}' version {version}, which does not "
                     f"exist; it has versions {describe_versions(group)}",
                 )
             elif match[0].status == "draft" and item.status != "draft":
                 item.add(
-                    "warning", item.at(version_path),
+                    "warning",
+                    item.at(version_path),
                     f"{label} calls draft version {version} of '{called}'; drafts may change "
                     f"and run only when pinned from the CLI or TUI",
                 )
-

@@ -23,9 +23,9 @@ class _CodeChecks(_CheckerBase):
         except SyntaxError as error:
             position = self._position_in_text_value(path, error.lineno or 1, error.offset or 1)
             self.item.add(
-                "error", position,
-                f"Python syntax error in the code of {step.label}: {error.msg} "
-                f"(code line {error.lineno or 1})",
+                "error",
+                position,
+                f"Python syntax error in the code of {step.label}: {error.msg} (code line {error.lineno or 1})",
             )
             return
         except ValueError as error:  # e.g. a NUL character
@@ -87,5 +87,3 @@ def _accepts_one_argument(arguments: ast.arguments) -> bool:
     if required_keyword_only or required > 1:
         return False
     return bool(positional) or arguments.vararg is not None
-
-

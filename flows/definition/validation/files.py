@@ -31,8 +31,11 @@ def find_definition_files(paths: Iterable[str | Path]) -> list[Path]:
                 relative = candidate.relative_to(path).parts
                 if any(part.startswith(".") for part in relative[:-1]):
                     continue
-                if candidate.suffix in DEFINITION_SUFFIXES and not candidate.name.endswith(TEST_FILE_SUFFIXES) \
-                        and candidate.is_file():
+                if (
+                    candidate.suffix in DEFINITION_SUFFIXES
+                    and not candidate.name.endswith(TEST_FILE_SUFFIXES)
+                    and candidate.is_file()
+                ):
                     found.setdefault(os.path.normpath(candidate), candidate)
         elif not path.name.endswith(TEST_FILE_SUFFIXES):
             found.setdefault(os.path.normpath(path), path)
@@ -57,9 +60,7 @@ def validate_paths(paths: list[Path]) -> list[Problem]:
     problems: list[Problem] = []
     for given in paths:
         if not Path(given).exists():
-            problems.append(
-                Problem(str(given), 1, 1, "error", "no such file or directory")
-            )
+            problems.append(Problem(str(given), 1, 1, "error", "no such file or directory"))
     existing = [path for path in paths if Path(path).exists()]
     for item in check_paths(existing):
         problems.extend(item.problems)
@@ -108,5 +109,3 @@ def check_text(text: str, path: str) -> CheckedFile:
     item.problems.extend(_schema_problems(document, path))
     _FileChecker(item).run()
     return item
-
-

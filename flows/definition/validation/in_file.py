@@ -24,4 +24,3 @@ class _FileChecker(_ReferenceChecks, _CodeChecks, _TimingChecks):
             self._check_code(step)
         elif step.type == "wait":
             self._check_wait(step)
-

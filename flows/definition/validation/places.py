@@ -147,10 +147,9 @@ def _subject(data: Any, path: DataPath) -> str:
     while not _is_named_container(container):
         container = container[:-1]
     name = ""
-    for part in path[len(container):]:
+    for part in path[len(container) :]:
         if isinstance(part, int):
             name += f"[{part + 1}]"
         else:
             name += f".{part}" if name else str(part)
     return f"'{name}' in {_describe(data, container)}"
-

@@ -64,8 +64,7 @@ class _ReferenceChecks(_CheckerBase):
                 if "name" in step.data and step.name in CONTEXT_ROOTS:
                     self.error(
                         name_path,
-                        f"'{step.name}' cannot be a step name: expressions use it for the "
-                        f"workflow's {step.name}",
+                        f"'{step.name}' cannot be a step name: expressions use it for the workflow's {step.name}",
                     )
         for step in self.steps:
             if step.type == "condition":
@@ -90,9 +89,7 @@ class _ReferenceChecks(_CheckerBase):
 
     # ---- expressions and what they may read
 
-    def _check_references(
-        self, steps: Any, path: DataPath, definite: set[str], maybe: dict[str, str]
-    ) -> None:
+    def _check_references(self, steps: Any, path: DataPath, definite: set[str], maybe: dict[str, str]) -> None:
         """Walk steps in execution order, knowing which steps certainly ran before each.
 
         `definite`: ids of steps that have run; `maybe`: ids of steps inside branches of
@@ -110,13 +107,15 @@ class _ReferenceChecks(_CheckerBase):
                     branch_path = step_path + ("branches", b_index)
                     if "when" in branch:
                         self._check_expression_field(
-                            step, branch_path + ("when",), branch["when"], definite, maybe,
+                            step,
+                            branch_path + ("when",),
+                            branch["when"],
+                            definite,
+                            maybe,
                             f"'when' of {_describe(self.data, branch_path)}",
                         )
                     inner = definite | ({step.id} if step.id else set())
-                    self._check_references(
-                        branch.get("steps"), branch_path + ("steps",), inner, dict(maybe)
-                    )
+                    self._check_references(branch.get("steps"), branch_path + ("steps",), inner, dict(maybe))
                 inner = definite | ({step.id} if step.id else set())
                 self._check_references(data.get("default"), step_path + ("default",), inner, dict(maybe))
                 for nested in self._iter_nested(step):
@@ -127,12 +126,14 @@ class _ReferenceChecks(_CheckerBase):
             if step.id:
                 definite.add(step.id)
 
-    def _check_step_expressions(
-        self, step: _StepInfo, definite: set[str], maybe: dict[str, str]
-    ) -> None:
+    def _check_step_expressions(self, step: _StepInfo, definite: set[str], maybe: dict[str, str]) -> None:
         if step.type == "wait" and "until" in step.data:
             self._check_expression_field(
-                step, step.path + ("until",), step.data["until"], definite, maybe,
+                step,
+                step.path + ("until",),
+                step.data["until"],
+                definite,
+                maybe,
                 f"'until' of {step.label}",
             )
         for name in TEMPLATED_FIELDS.get(step.type or "", ()):
@@ -150,8 +151,13 @@ class _ReferenceChecks(_CheckerBase):
                     self._check_reads(step, sub_path, expression, definite, maybe, where)
 
     def _check_expression_field(
-        self, step: _StepInfo, path: DataPath, value: Any,
-        definite: set[str], maybe: dict[str, str], where: str,
+        self,
+        step: _StepInfo,
+        path: DataPath,
+        value: Any,
+        definite: set[str],
+        maybe: dict[str, str],
+        where: str,
     ) -> None:
         if not isinstance(value, str) or not value.strip():
             return  # the schema reports it
@@ -162,8 +168,13 @@ class _ReferenceChecks(_CheckerBase):
         self._check_reads(step, path, value, definite, maybe, where)
 
     def _check_reads(
-        self, step: _StepInfo, path: DataPath, expression: str,
-        definite: set[str], maybe: dict[str, str], where: str,
+        self,
+        step: _StepInfo,
+        path: DataPath,
+        expression: str,
+        definite: set[str],
+        maybe: dict[str, str],
+        where: str,
     ) -> None:
         try:
             roots = expressions.referenced_roots(expression)
@@ -202,10 +213,7 @@ class _ReferenceChecks(_CheckerBase):
                 break
             common += (mine,)
         if common == reader.path:
-            return (
-                "which is inside this condition's branches: it has not run when the "
-                "branches are checked"
-            )
+            return "which is inside this condition's branches: it has not run when the branches are checked"
         if common and common[-1] == "branches" and _is_step(common[:-1]):
             condition = common[:-1]
         elif _is_step(common) and {reader.path[len(common)], target.path[len(common)]} <= {
@@ -226,8 +234,7 @@ class _ReferenceChecks(_CheckerBase):
             if ender is not None:
                 self.warning(
                     step_path,
-                    f"{_step_label(data, index)} never runs: {ender} before it ends the "
-                    f"execution",
+                    f"{_step_label(data, index)} never runs: {ender} before it ends the execution",
                 )
                 return
             if data.get("type") in ("output", "fail"):
@@ -236,8 +243,5 @@ class _ReferenceChecks(_CheckerBase):
                 branches = data.get("branches")
                 for b_index, branch in enumerate(branches if isinstance(branches, list) else []):
                     if isinstance(branch, dict):
-                        self._check_unreachable(
-                            branch.get("steps"), step_path + ("branches", b_index, "steps")
-                        )
+                        self._check_unreachable(branch.get("steps"), step_path + ("branches", b_index, "steps"))
                 self._check_unreachable(data.get("default"), step_path + ("default",))
-

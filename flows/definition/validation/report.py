@@ -86,4 +86,3 @@ class CheckedFile:
 
     def add(self, severity: Severity, position: Position, message: str) -> None:
         self.problems.append(Problem(self.path, position.line, position.col, severity, message))
-

@@ -39,15 +39,11 @@ def _schema_problems(document: YamlDocument, path: str) -> list[Problem]:
         for leaf, fallback in _leaf_errors(error, None):
             for position, message in _translate(leaf, fallback, document):
                 key = (position.line, position.col, message)
-                problems.setdefault(
-                    key, Problem(path, position.line, position.col, "error", message)
-                )
+                problems.setdefault(key, Problem(path, position.line, position.col, "error", message))
     return list(problems.values())
 
 
-def _leaf_errors(
-    error: ValidationError, fallback: str | None
-) -> Iterator[tuple[ValidationError, str | None]]:
+def _leaf_errors(error: ValidationError, fallback: str | None) -> Iterator[tuple[ValidationError, str | None]]:
     """The errors worth showing: inside a oneOf/anyOf, the branch of the value's JSON type.
 
     jsonschema reports a failed oneOf as one error whose `context` holds every branch's
@@ -91,9 +87,7 @@ def _schema_of(error: ValidationError) -> Mapping[str, Any]:
     return error.schema if isinstance(error.schema, Mapping) else {}
 
 
-def _translate(
-    error: ValidationError, fallback: str | None, document: YamlDocument
-) -> list[tuple[Position, str]]:
+def _translate(error: ValidationError, fallback: str | None, document: YamlDocument) -> list[tuple[Position, str]]:
     data = document.data
     path = tuple(error.absolute_path)
     value: Any = error.instance  # the YAML value at `path`
@@ -103,10 +97,7 @@ def _translate(
     if kind == "required":
         where = _describe(data, path)
         missing = [key for key in rule if key not in value]
-        return [
-            (document.position_of(path), f"missing required key '{key}' in {where}")
-            for key in missing
-        ]
+        return [(document.position_of(path), f"missing required key '{key}' in {where}") for key in missing]
     if kind == "additionalProperties":
         where = _describe(data, path)
         allowed = list(schema.get("properties", {}))
@@ -117,9 +108,7 @@ def _translate(
             hint = _did_you_mean(key, allowed)
             if not hint and allowed:
                 hint = f" (allowed: {', '.join(allowed)})"
-            found.append(
-                (document.key_position_of(path + (key,)), f"unknown key '{key}' in {where}{hint}")
-            )
+            found.append((document.key_position_of(path + (key,)), f"unknown key '{key}' in {where}{hint}"))
         return found
     position = document.position_of(path)
     if kind in ("oneOf", "anyOf") and fallback and isinstance(value, dict) and _is_step(path):
@@ -153,4 +142,3 @@ def _translate(
         count = rule
         return [(position, f"{subject} needs at least {count} item{'s' if count != 1 else ''}")]
     return [(position, f"{subject}: {fallback or error.message}")]
-

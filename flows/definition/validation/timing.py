@@ -61,8 +61,7 @@ class _TimingChecks(_CheckerBase):
                 where = "/".join(str(part) for part in error.absolute_path)
                 self.error(
                     ("input",) + tuple(error.absolute_path),
-                    f"the input schema is not a valid JSON Schema"
-                    f"{' at ' + where if where else ''}: {error.message}",
+                    f"the input schema is not a valid JSON Schema{' at ' + where if where else ''}: {error.message}",
                 )
             if not schema_errors:
                 input_validator = Draft202012Validator(schema, format_checker=FormatChecker())
@@ -86,8 +85,7 @@ class _TimingChecks(_CheckerBase):
         if isinstance(zone, str) and not _zone_is_valid(zone):
             self.error(
                 path + ("timezone",),
-                f"{label} has an unknown time zone {zone!r}; use an IANA name such as "
-                f"UTC or Europe/Paris",
+                f"{label} has an unknown time zone {zone!r}; use an IANA name such as UTC or Europe/Paris",
             )
         trigger_input = trigger.get("input", {})
         if input_validator is not None and isinstance(trigger_input, dict):
@@ -95,8 +93,7 @@ class _TimingChecks(_CheckerBase):
                 field_name = ".".join(str(part) for part in error.absolute_path) or "input"
                 self.error(
                     path + ("input",) + tuple(error.absolute_path),
-                    f"{label} input does not satisfy the workflow's input schema: "
-                    f"{field_name}: {error.message}",
+                    f"{label} input does not satisfy the workflow's input schema: {field_name}: {error.message}",
                 )
 
 
@@ -118,5 +115,3 @@ def _zone_is_valid(zone: str) -> bool:
     except Exception:  # ZoneInfoNotFoundError, ValueError for paths, ...: all mean unknown
         return False
     return True
-
-

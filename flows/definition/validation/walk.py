@@ -24,7 +24,6 @@ class _StepInfo:
         return _step_label(self.data, _last_index(self.path))
 
 
-
 class _CheckerBase:
     """One file's steps, indexed, and how checks report on them; the checks are mixins.
 
@@ -71,9 +70,7 @@ class _CheckerBase:
         if isinstance(branches, list):
             for index, branch in enumerate(branches):
                 if isinstance(branch, dict):
-                    yield from self._iter_steps(
-                        branch.get("steps"), condition.path + ("branches", index, "steps")
-                    )
+                    yield from self._iter_steps(branch.get("steps"), condition.path + ("branches", index, "steps"))
         yield from self._iter_steps(condition.data.get("default"), condition.path + ("default",))
 
     def _line(self, path: DataPath) -> int:
@@ -99,4 +96,3 @@ def _strings_with_paths(value: Any, path: DataPath) -> Iterator[tuple[DataPath, 
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _strings_with_paths(item, path + (index,))
-

@@ -4,7 +4,7 @@ that died), rescheduling them so they resume from their journal."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prefect.client.schemas.objects import FlowRun, StateType
 
@@ -47,7 +47,7 @@ class Liveness(Scheduling):
 
     async def _recover_once(self) -> None:
         """Reschedule runs whose executor is gone: a silent worker or a dead sync caller."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         alive = await self._live_workers(now)
         self._peers = sorted(alive)
         for flow_run in await self._runs_in_flight():
@@ -57,7 +57,10 @@ class Liveness(Scheduling):
             since = flow_run.state.timestamp if flow_run.state else now
             if owner is None:  # a sync caller: presumed dead well past its limit
                 limit = self._sync_limit(flow_run)
-                if flow_run.start_time and (now - flow_run.start_time).total_seconds() < limit + self.settings.sync_grace:
+                if (
+                    flow_run.start_time
+                    and (now - flow_run.start_time).total_seconds() < limit + self.settings.sync_grace
+                ):
                     continue
             elif owner == self.name:
                 pass  # ours, yet no longer running here: its end could not be recorded (Prefect was down)
@@ -69,13 +72,23 @@ class Liveness(Scheduling):
             # Re-read just before the forced reschedule: a run that moved on meanwhile (ended,
             # or claimed again here) must not be sent back.
             current = await self.api.read_flow_run(flow_run.id)
-            if (current is None or flow_run.id in self._claimed or current.state is None
-                    or flow_run.state is None or current.state.timestamp != flow_run.state.timestamp):
+            if (
+                current is None
+                or flow_run.id in self._claimed
+                or current.state is None
+                or flow_run.state is None
+                or current.state.timestamp != flow_run.state.timestamp
+            ):
                 continue
-            who = ("this worker (its end was not recorded)" if owner == self.name
-                   else f"worker {owner}" if owner else "the sync caller")
+            who = (
+                "this worker (its end was not recorded)"
+                if owner == self.name
+                else f"worker {owner}"
+                if owner
+                else "the sync caller"
+            )
             await transitions.reschedule(self.api, flow_run.id, f"recovered: {who} stopped responding")
-            self.arm(flow_run.id, datetime.now(timezone.utc))
+            self.arm(flow_run.id, datetime.now(UTC))
 
     def _sync_limit(self, flow_run: FlowRun) -> float:
         try:

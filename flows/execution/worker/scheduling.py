@@ -9,7 +9,7 @@ it runs on this event loop as one durable attempt.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -54,7 +54,7 @@ class Scheduling(WorkerState):
 
     async def _poll_once(self) -> None:
         await self._reload_if_changed()
-        horizon = datetime.now(timezone.utc) + timedelta(seconds=self.settings.lookahead)
+        horizon = datetime.now(UTC) + timedelta(seconds=self.settings.lookahead)
         runs = await self.api.read_flow_runs(
             {
                 "flow_runs": {
@@ -72,7 +72,7 @@ class Scheduling(WorkerState):
                 "limit": 200,
             }
         )
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         grace = timedelta(seconds=self.settings.claim_grace)
         for flow_run in runs:
             due = encoding.due_of(flow_run)
@@ -84,7 +84,7 @@ class Scheduling(WorkerState):
 
     def _not_wanted(self) -> list[str]:
         """Ids the poll should not return: armed here, or another worker's and not overdue."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for flow_run_id, anyones_from in list(self._passed_over.items()):
             if anyones_from <= now:
                 del self._passed_over[flow_run_id]  # overdue: the next poll returns it again
@@ -134,13 +134,13 @@ class Scheduling(WorkerState):
     def arm_if_soon(self, flow_run_id: UUID, due: datetime) -> None:
         """A run this worker just suspended: armed now only if due within the look-ahead, so
         that thousands of long waits cost no timers here; the poll arms the others in time."""
-        if (due - datetime.now(timezone.utc)).total_seconds() <= self.settings.lookahead:
+        if (due - datetime.now(UTC)).total_seconds() <= self.settings.lookahead:
             self.arm(flow_run_id, due)
 
     async def _claim_when_due(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None) -> None:
         try:
             read_at = asyncio.get_running_loop().time()
-            delay = (due - datetime.now(timezone.utc)).total_seconds()
+            delay = (due - datetime.now(UTC)).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)
             assert self._slots is not None
@@ -174,7 +174,7 @@ class Scheduling(WorkerState):
             flow_run = await self.api.read_flow_run(flow_run_id)
             if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
                 due = encoding.due_of(flow_run)
-                if due > datetime.now(timezone.utc) + timedelta(seconds=0.05):
+                if due > datetime.now(UTC) + timedelta(seconds=0.05):
                     # it suspended again since it was armed: not due yet
                     self._armed.pop(flow_run_id, None)
                     self.arm_if_soon(flow_run_id, due)
