@@ -177,6 +177,9 @@ class Runner:
                     result.ctx = run.ctx
         except FlowdeckError as error:  # raised outside a step, e.g. an `until` that is not a time
             result.problem = error.message
+        except Exception as error:  # a flowdeck bug: this case fails with it, the others still run
+            result.outcome = None
+            result.problem = f"internal error {type(error).__name__}: {error} (a flowdeck bug: please report it)"
         finally:
             clock.current.reset(token)
             result.seconds = time.perf_counter() - started

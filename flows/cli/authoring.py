@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from flowdeck import settings
-from flowdeck.cli.common import DefinitionsOption, fail, failed, out, print_json
+from flowdeck.cli.common import DefinitionsOption, err, fail, failed, out, print_json
 from flowdeck.errors import FlowdeckError
 
 if TYPE_CHECKING:
@@ -144,9 +144,17 @@ def _context_of_execution(execution_id: str, definitions: Path | None) -> dict[s
             "execution": {"id": execution_id, "workflow_id": view.body.get("workflow_id"),
                           "version": view.body.get("workflow_version"), "mode": view.body.get("mode")},
         }
+        unrecorded = []
         for step in view.steps:
-            if step.has_output and "." not in step.key:
+            if "." in step.key:  # a called workflow's step: not in this context
+                continue
+            if step.has_output:
                 ctx[step.key] = ctx[step.name] = step.output
+            elif step.status == "success":
+                unrecorded.append(step.key)
+        if unrecorded:
+            err.print(f"note: no recorded output for {', '.join(unrecorded)} (a sync execution keeps its steps' "
+                      "outputs in memory only): they read as missing", highlight=False, soft_wrap=True)
         return ctx
 
     result: dict[str, Any] = with_engine(read, definitions)
