@@ -92,15 +92,15 @@ def test_test_files_are_not_workflow_versions(workspace: Path) -> None:
         ("output_includes: {contact_id: c_1, extra: 1}", "output.extra: missing (expected 1)"),
         ("output_includes: {name: Bob}", 'output.name: expected "Bob", happened "Alice"'),
         ("error: {message: boom}", "error: expected the execution to fail, but it ended with status success"),
-        ("steps: [search, contact]",
-         "steps: expected [search, contact]\n  the steps that ran: [search, check_match, contact]"),
+        (
+            "steps: [search, contact]",
+            "steps: expected [search, contact]\n  the steps that ran: [search, check_match, contact]",
+        ),
         ("branches: {check_match: null}", "branches: condition 'check_match' expected the default, took 'found'"),
         ("requests: []", '+  {\n  +    "method": "GET",'),
     ],
 )
-def test_a_broken_expectation_fails_the_case_and_says_how(
-    workspace: Path, expect: str, complaint: str
-) -> None:
+def test_a_broken_expectation_fails_the_case_and_says_how(workspace: Path, expect: str, complaint: str) -> None:
     path = lookup_case(workspace, expect)
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1, stdout
@@ -112,20 +112,26 @@ def test_a_broken_expectation_fails_the_case_and_says_how(
 
 
 def test_every_expect_key_holds_together(workspace: Path) -> None:
-    path = lookup_case(workspace, """
+    path = lookup_case(
+        workspace,
+        """
 status: success
 output: {found: true, contact_id: c_1, name: Alice}
 output_includes: {found: true}
 steps: [search, check_match, contact]
 branches: {check_match: found}
 requests: [{method: GET, url: "https://crm.example.com/api/contacts?email=alice%40example.com"}]
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert (code, stdout.splitlines()[0]) == (0, "."), stdout
 
 
 def test_error_expectations_name_the_step_and_match_a_regex(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: lookup_contact
 cases:
   - name: mocked error
@@ -140,7 +146,8 @@ cases:
     input: {customer_email: alice@example.com}
     mocks: {search: {error: CRM down}}
     expect: {error: {message: "up"}}
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
     assert stdout.startswith(".FF\n")
@@ -152,7 +159,10 @@ cases:
 
 
 def test_an_unmocked_request_fails_the_case_with_its_url(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: lookup_contact
 cases:
   - name: nobody answers
@@ -161,7 +171,8 @@ cases:
   - name: the failure is what the case expects
     input: {customer_email: alice@example.com}
     expect: {error: {message: "unmocked request: GET .*"}}
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
     assert stdout.startswith("F.\n")
@@ -191,7 +202,10 @@ def crm() -> Iterator[str]:
 
 
 def test_allow_network_sends_what_no_answer_matches(workspace: Path, crm: str) -> None:
-    path = write(workspace, "only.test.yaml", f"""\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        f"""\
 workflow: lookup_contact
 cases:
   - name: the real CRM
@@ -199,7 +213,8 @@ cases:
     expect:
       output_includes: {{contact_id: c_net}}
       requests: [{{method: GET, url: "{crm}/api/contacts?email=alice%40example.com"}}]
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1 and "unmocked request: GET http://127.0.0.1" in stdout
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path), "--allow-network")
@@ -207,7 +222,10 @@ cases:
 
 
 def test_http_answers_match_method_and_url_first_match_wins(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: lookup_contact
 cases:
   - name: first match
@@ -226,20 +244,25 @@ cases:
       - match: {url: "https://crm.example.com/*"}
         respond: {status: 502, text: Bad gateway}
     expect: {status: failed, error: {message: "returned 502 Bad Gateway: Bad gateway$"}}
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
 
 
 def test_waits_end_at_once_on_the_virtual_clock(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: follow_up
 cases:
   - name: fifteen minutes
     input: {contact_id: c_1}
     http: [{match: {url: "https://crm.example.com/api/tasks"}, respond: {json: {id: t_1}}}]
     expect: {output: {task_id: t_1, waited_seconds: 900}}
-""")
+""",
+    )
     started = time.perf_counter()
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
@@ -250,7 +273,10 @@ def test_until_and_now_read_the_virtual_clock_and_called_workflows_share_the_moc
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: contact_card
 cases:
   - name: an hour later
@@ -276,7 +302,8 @@ cases:
       contact: {output: {contact_id: c_3, name: Cy}}
       greeting: {output: hi there}
     expect: {output_includes: {contact_id: c_3, greeting: hi there}, steps: [contact, greeting, call_back, card]}
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
     from datetime import datetime
@@ -287,7 +314,10 @@ cases:
 
 
 def test_code_steps_run_for_real_and_mocked_conditions_take_their_branch(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: score_lead
 cases:
   - name: really scored
@@ -297,22 +327,28 @@ cases:
     input: {company_size: 120, budget: 5000}
     mocks: {tier: {output: hot}}
     expect: {steps: [score, tier, tell_sales, result], branches: {tier: hot}, output_includes: {tier: hot}}
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
 
 
 def test_input_that_breaks_the_schema_fails_the_case(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: lookup_contact
 cases:
   - name: no email
     input: {}
-""")
+""",
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
-    assert "the execution did not start: input_data is not valid for workflow 'lookup_contact@1': customer_email" \
-        in stdout
+    assert (
+        "the execution did not start: input_data is not valid for workflow 'lookup_contact@1': customer_email" in stdout
+    )
 
 
 # --------------------------------------------------------------------------- selecting, reports
@@ -331,6 +367,9 @@ def test_nothing_to_test_is_an_error(tmp_path: Path) -> None:
     assert code == 2 and "no *.test.yaml files under" in stderr
     code, _, stderr = flowdeck("test", "-d", str(tmp_path), str(tmp_path / "missing.test.yaml"))
     assert code == 2 and "no such file or directory" in stderr
+    (tmp_path / "hello.yaml").write_text("id: hello\n")
+    code, _, stderr = flowdeck("test", "-d", str(tmp_path), str(tmp_path / "hello.yaml"))
+    assert code == 2 and "not a test file:" in stderr and "(test files are named *.test.yaml)" in stderr
 
 
 def test_json_report(workspace: Path) -> None:
@@ -341,7 +380,12 @@ def test_json_report(workspace: Path) -> None:
     assert (report["passed"], report["failed"], report["problems"]) == (0, 1, [])
     case = report["cases"][0]
     assert (case["name"], case["line"], case["workflow"], case["version"], case["passed"]) == (
-        "the case", 3, "lookup_contact", 1, False)
+        "the case",
+        3,
+        "lookup_contact",
+        1,
+        False,
+    )
     assert case["execution"]["status"] == "success"
     assert case["execution"]["steps"] == ["search", "check_match", "contact"]
 
@@ -370,23 +414,39 @@ def test_junit_xml(workspace: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("workflow: lookup_contact\ncases:\n  - {name: a, expect: {status: succes}}\n",
-         "3:32: error: 'expect.status' in case 1 'a' must be one of success, failed (got 'succes') "
-         "(did you mean 'success'?)"),
-        ("workflow: lookup_contact\ncases:\n  - {name: a, expct: {}}\n",
-         "3:15: error: unknown key 'expct' in case 1 'a' (did you mean 'expect'?)"),
-        ("workflow: lookup_contact\ncases:\n  - {name: a, mocks: {search: {output: 1, error: x}}}\n",
-         "3:31: error: 'mocks.search' in case 1 'a': a mock has exactly one of 'output' or 'error'"),
+        (
+            "workflow: lookup_contact\ncases:\n  - {name: a, expect: {status: succes}}\n",
+            "3:32: error: 'expect.status' in case 1 'a' must be one of success, failed (got 'succes') "
+            "(did you mean 'success'?)",
+        ),
+        (
+            "workflow: lookup_contact\ncases:\n  - {name: a, expct: {}}\n",
+            "3:15: error: unknown key 'expct' in case 1 'a' (did you mean 'expect'?)",
+        ),
+        (
+            "workflow: lookup_contact\ncases:\n  - {name: a, mocks: {search: {output: 1, error: x}}}\n",
+            "3:31: error: 'mocks.search' in case 1 'a': a mock has exactly one of 'output' or 'error'",
+        ),
         ("workflow: nobody\ncases:\n  - {name: a}\n", "1:11: error: unknown workflow 'nobody'; known workflows:"),
-        ("workflow: lookup_contact\nversion: 7\ncases:\n  - {name: a}\n",
-         "2:10: error: workflow 'lookup_contact' has no version 7"),
-        ("workflow: lookup_contact\ncases:\n  - {name: a, mocks: {serch: {output: 1}}}\n",
-         "3:30: error: mock for step 'serch' in case 'a': workflow 'lookup_contact@1' (and the workflows it calls) "
-         "has no such step (did you mean 'search'?)"),
-        ("workflow: lookup_contact\ncases:\n  - {name: a, expect: {branches: {search: x}}}\n",
-         "names condition step 'search', which workflow 'lookup_contact@1' does not have"),
-        ("workflow: lookup_contact\ncases:\n  - {name: a}\n  - {name: a}\n",
-         "4:12: error: case name 'a' is used twice"),
+        (
+            "workflow: lookup_contact\nversion: 7\ncases:\n  - {name: a}\n",
+            "2:10: error: workflow 'lookup_contact' has no version 7",
+        ),
+        (
+            "workflow: lookup_contact\ncases:\n  - {name: a, mocks: {serch: {output: 1}}}\n",
+            "3:30: error: mock for step 'serch' in case 'a': workflow 'lookup_contact@1' (and the workflows it calls) "
+            "has no such step (did you mean 'search'?)",
+        ),
+        (
+            "workflow: lookup_contact\ncases:\n  - {name: a, expect: {branches: {search: x}}}\n",
+            "names condition step 'search', which workflow 'lookup_contact@1' does not have",
+        ),
+        (
+            "workflow: lookup_contact\ncases:\n  - {name: a}\n  - {name: a}\n",
+            "4:12: error: case name 'a' is used twice",
+        ),
+        ("workflow: lookup_contact\ncases:\n  - {name: a, mocks: {contact: {output: {}}}}\n",
+         "output steps end the execution and cannot be mocked; mock the steps they read instead"),
         ("workflow: lookup_contact\ncases: [\n", "error: YAML syntax error"),
         ("- just a list\n", "1:1: error: a test file is a mapping with workflow and cases"),
     ],
@@ -401,10 +461,21 @@ def test_a_test_file_that_does_not_load_exits_2_with_its_place(workspace: Path, 
 
 def test_inputs_are_bounded(workspace: Path) -> None:
     big = write(workspace, "big.test.yaml", "workflow: lookup_contact\n# " + "x" * testfile.MAX_FILE_BYTES + "\n")
-    deep = write(workspace, "deep.test.yaml", "workflow: lookup_contact\ncases:\n  - name: a\n    input: "
-                 + "{a: " * (testfile.MAX_DEPTH + 5) + "1" + "}" * (testfile.MAX_DEPTH + 5) + "\n")
-    many = write(workspace, "many.test.yaml", "workflow: lookup_contact\ncases:\n" + "".join(
-        f"  - {{name: c{index}}}\n" for index in range(testfile.MAX_CASES + 1)))
+    deep = write(
+        workspace,
+        "deep.test.yaml",
+        "workflow: lookup_contact\ncases:\n  - name: a\n    input: "
+        + "{a: " * (testfile.MAX_DEPTH + 5)
+        + "1"
+        + "}" * (testfile.MAX_DEPTH + 5)
+        + "\n",
+    )
+    many = write(
+        workspace,
+        "many.test.yaml",
+        "workflow: lookup_contact\ncases:\n"
+        + "".join(f"  - {{name: c{index}}}\n" for index in range(testfile.MAX_CASES + 1)),
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(big), str(deep), str(many))
     assert code == 2
     assert f"{big}:1:1: error: the file is {big.stat().st_size:,} bytes, more than the 1,000,000" in stdout
@@ -435,8 +506,13 @@ def test_validate_formats(workspace: Path, fmt: str) -> None:
     else:
         report = json.loads(stdout)
         assert report["errors"] == 1 and report["warnings"] == 1
-        assert {"path": str(path), "line": 2, "col": 8, "severity": "error",
-                "message": "'cases' needs at least 1 item"} in report["problems"]
+        assert {
+            "path": str(path),
+            "line": 2,
+            "col": 8,
+            "severity": "error",
+            "message": "'cases' needs at least 1 item",
+        } in report["problems"]
 
 
 def test_validate_refuses_an_unknown_format(workspace: Path) -> None:

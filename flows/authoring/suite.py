@@ -25,7 +25,7 @@ from flowdeck.authoring.testfile import (
 )
 from flowdeck.authoring.walk import called_workflows, steps_by_id
 from flowdeck.definition.catalog import Catalog
-from flowdeck.definition.model import ConditionStep, WorkflowDefinition
+from flowdeck.definition.model import ConditionStep, FailStep, OutputStep, Step, WorkflowDefinition
 from flowdeck.definition.validation.report import Problem
 from flowdeck.errors import FlowdeckError
 
@@ -99,16 +99,20 @@ def tie_to_workflow(test_file: TestFile, catalog: Catalog) -> WorkflowDefinition
     except FlowdeckError as error:
         key = "version" if "version" in test_file.document.data and "version" in error.message else "workflow"
         raise problem((key,), error.message) from None
-    known = set(_reachable_step_ids(definition, catalog))
+    known = _reachable_steps(definition, catalog)
     found = _expected_steps_problems(test_file, definition)
     for index, case in enumerate(test_file.cases):
         for step_id in case.mocks:
+            where = f"mock for step '{step_id}' in case '{case.name}'"
             if step_id not in known:
-                found.append(problem(
-                    ("cases", index, "mocks", step_id),
-                    f"mock for step '{step_id}' in case '{case.name}': workflow '{definition.key}' (and the "
-                    f"workflows it calls) has no such step{did_you_mean(step_id, sorted(known))}",
-                ).problems[0])
+                message = (f"{where}: workflow '{definition.key}' (and the workflows it calls) has no such step"
+                           f"{did_you_mean(step_id, sorted(known))}")
+            elif isinstance(known[step_id], (OutputStep, FailStep)):
+                message = (f"{where}: {known[step_id].type} steps end the execution and cannot be mocked; "
+                           "mock the steps they read instead")
+            else:
+                continue
+            found.append(problem(("cases", index, "mocks", step_id), message).problems[0])
     if found:
         raise TestFileInvalid(found)
     return definition
@@ -133,17 +137,18 @@ def _expected_steps_problems(test_file: TestFile, definition: WorkflowDefinition
     return found
 
 
-def _reachable_step_ids(definition: WorkflowDefinition, catalog: Catalog, depth: int = 0) -> list[str]:
-    ids = list(steps_by_id(definition))
-    if depth >= 16:  # calls nest: stop long before a cycle could matter
-        return ids
-    for call in called_workflows(definition):
-        try:
-            ids.extend(_reachable_step_ids(catalog.resolve(call.workflow_id, call.version, allow_draft=False),
-                                           catalog, depth + 1))
-        except FlowdeckError:
-            continue  # validation reports the call; the case will fail on it
-    return ids
+def _reachable_steps(definition: WorkflowDefinition, catalog: Catalog, depth: int = 0) -> dict[str, Step]:
+    """The steps a mock may name: the workflow's and those of the workflows it calls."""
+    steps: dict[str, Step] = {}
+    if depth < 16:  # calls nest: stop long before a cycle could matter
+        for call in called_workflows(definition):
+            try:
+                called = catalog.resolve(call.workflow_id, call.version, allow_draft=False)
+            except FlowdeckError:
+                continue  # validation reports the call; the case will fail on it
+            steps.update(_reachable_steps(called, catalog, depth + 1))
+    steps.update(steps_by_id(definition))
+    return steps
 
 
 def select(loaded: list[Loaded], keyword: str | None) -> list[tuple[Loaded, TestCase]]:

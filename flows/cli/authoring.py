@@ -34,6 +34,7 @@ def run_tests(
     """Run the workflow tests (*.test.yaml) offline: exit 0 all pass, 1 a case failed, 2 a file does not load."""
     from flowdeck.authoring import report as reporting
     from flowdeck.authoring.suite import CaseReport, SuiteReport, load_files, run_suite, select
+    from flowdeck.authoring.testfile import is_test_file
     from flowdeck.definition.catalog import load_catalog
 
     root = definitions or settings.definitions_dir()
@@ -41,6 +42,9 @@ def run_tests(
     missing = [str(path) for path in targets if not path.exists()]
     if missing:
         raise fail(f"no such file or directory: {', '.join(missing)}")
+    not_tests = [str(path) for path in targets if path.is_file() and not is_test_file(path)]
+    if not_tests:
+        raise fail(f"not a test file: {', '.join(not_tests)} (test files are named *.test.yaml)")
     started = time.perf_counter()
     catalog = load_catalog(root)
     loaded, problems = load_files(targets, catalog)
