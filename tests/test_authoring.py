@@ -333,6 +333,24 @@ cases:
     assert code == 0, stdout
 
 
+def test_a_condition_that_fails_is_among_the_steps_that_ran(workspace: Path) -> None:
+    path = write(workspace, "only.test.yaml", """\
+workflow: lookup_contact
+cases:
+  - name: the body is not what the condition reads
+    input: {customer_email: alice@example.com}
+    mocks: {search: {output: {body: {contacts: 7}}}}
+    expect: {status: success}
+""")
+    (workspace / "lookup_contact.yaml").write_text(
+        (workspace / "lookup_contact.yaml").read_text().replace(
+            'when: "$count(search.body.contacts) > 0"', 'when: "$count(search.body.contacts) > $error(\'no\')"'))
+    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
+    assert code == 1
+    assert "happened: status failed, steps that ran: [search, check_match]" in stdout
+    assert "failing step 'check_match': expression" in stdout
+
+
 def test_input_that_breaks_the_schema_fails_the_case(workspace: Path) -> None:
     path = write(
         workspace,

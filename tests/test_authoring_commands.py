@@ -118,8 +118,9 @@ def test_eval_reads_a_yaml_context_too(tmp_path: Path) -> None:
 
 def test_eval_on_the_context_a_test_case_builds(workspace: Path) -> None:
     case = f"{workspace / 'lookup_contact.test.yaml'}:known contact"
-    code, stdout, _ = flowdeck("eval", "search.body.contacts[0].id & ' / ' & check_match", "--case", case,
-                               "-d", str(workspace))
+    code, stdout, _ = flowdeck(
+        "eval", "search.body.contacts[0].id & ' / ' & check_match", "--case", case, "-d", str(workspace)
+    )
     assert (code, stdout) == (0, '"c_1 / found"  (string)\n')
 
 
@@ -167,8 +168,11 @@ def test_new_writes_a_definition_and_a_test_file_that_passes(workspace: Path, te
     assert code == 0, stdout
     definition = (workspace / "fresh_one.yaml").read_text()
     assert definition.startswith("# yaml-language-server: $schema=../schemas/workflow.schema.json\nid: fresh_one\n")
-    assert (workspace / "fresh_one.test.yaml").read_text().startswith(
-        "# yaml-language-server: $schema=../schemas/workflow-test.schema.json\n")
+    assert (
+        (workspace / "fresh_one.test.yaml")
+        .read_text()
+        .startswith("# yaml-language-server: $schema=../schemas/workflow-test.schema.json\n")
+    )
     assert flowdeck("validate", str(workspace))[0] == 0
     code, stdout, _ = flowdeck("test", str(workspace / "fresh_one.test.yaml"), "-d", str(workspace))
     assert code == 0, stdout
@@ -243,3 +247,13 @@ def test_promote_refuses_a_version_with_errors(workspace: Path) -> None:
     code, _, stderr = flowdeck("promote", "score_lead", "3", "--to", "live", "-d", str(workspace))
     assert code == 2 and f"version 3 has validation errors ({v3}); fix them first" in stderr
     assert "status: draft" in v3.read_text()
+
+
+def test_new_outside_a_checkout_points_the_modeline_at_the_installed_schema(tmp_path: Path) -> None:
+    definitions = tmp_path / "elsewhere"
+    code, _, _ = flowdeck("new", "lone", "-d", str(definitions))
+    assert code == 0
+    first_line = (definitions / "lone.yaml").read_text().splitlines()[0]
+    reference = first_line.removeprefix("# yaml-language-server: $schema=")
+    assert reference.endswith("workflow.schema.json") and (definitions / reference).resolve().is_file()
+    assert flowdeck("test", "-d", str(definitions))[0] == 0

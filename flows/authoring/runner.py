@@ -121,12 +121,11 @@ class CaseHooks(Hooks):
             )
 
     async def step_started(self, key: str, step: Step) -> None:
-        if not isinstance(step, ConditionStep):
-            self._ran(key)
+        self._ran(key)
 
     async def step_finished(self, key: str, step: Step, output: Any) -> None:
-        if isinstance(step, ConditionStep):
-            self._ran(key, step, output)
+        if isinstance(step, ConditionStep) and "." not in key:
+            self.result.branches[key] = output
 
     def log(self, key: str | None, level: int, message: str) -> None:
         self.logs.append(message)
