@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 1 and argv[0] in ALIASES:
         argv = [ALIASES[argv[0]]]
     if len(argv) != 1 or argv[0] not in available:
-        print(f"usage: python bench/run.py {{{'|'.join(available)}}}", file=sys.stderr)
+        print(f"usage: python bench/run.py {{{'|'.join(available + sorted(ALIASES))}}}", file=sys.stderr)
         return 2
     sys.path.insert(0, str(HERE.parent))
     spec = importlib.util.spec_from_file_location(f"bench_{argv[0]}", HERE / f"{argv[0]}.py")

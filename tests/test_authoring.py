@@ -536,3 +536,15 @@ def test_validate_formats(workspace: Path, fmt: str) -> None:
 def test_validate_refuses_an_unknown_format(workspace: Path) -> None:
     code, _, stderr = flowdeck("validate", "--format", "xml", str(workspace))
     assert code == 2 and "--format 'xml': use one of text, json, github" in stderr
+
+
+def test_validate_hints_at_the_value_meant(workspace: Path) -> None:
+    path = write(workspace, "only.test.yaml", """\
+workflow: lookup_contact
+cases:
+  - name: a
+    http: [{match: {url: "*", method: get}, respond: {status: 99}}]
+""")
+    _, stdout, _ = flowdeck("validate", str(path))
+    assert "must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS (got 'get') (did you mean 'GET'?)" in stdout
+    assert "'http[0].respond.status' in case 1 'a' must be at least 100 (got 99)" in stdout

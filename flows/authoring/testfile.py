@@ -227,6 +227,9 @@ def _translate(error: ValidationError, document: YamlDocument) -> list[tuple[Pos
         return [(position, f"{where} must be {wanted} (got {got})")]
     if error.validator == "pattern" and schema.get("patternErrorMessage"):
         return [(position, f"{where}: {schema['patternErrorMessage']} (got {got})")]
+    if error.validator in ("minimum", "maximum"):
+        bound = "at least" if error.validator == "minimum" else "at most"
+        return [(position, f"{where} must be {bound} {rule} (got {got})")]
     if error.validator == "minItems":
         return [(position, f"{where} needs at least {rule} item{'s' if rule != 1 else ''}")]
     return [(position, f"{where}: {error.message}")]
@@ -259,7 +262,8 @@ def _show(value: Any) -> str:
 def did_you_mean(word: Any, candidates: list[str]) -> str:
     if not isinstance(word, str):
         return ""
-    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    same = [candidate for candidate in candidates if candidate.lower() == word.lower() and candidate != word]
+    matches = same or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
