@@ -334,17 +334,23 @@ cases:
 
 
 def test_a_condition_that_fails_is_among_the_steps_that_ran(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: lookup_contact
 cases:
   - name: the body is not what the condition reads
     input: {customer_email: alice@example.com}
     mocks: {search: {output: {body: {contacts: 7}}}}
     expect: {status: success}
-""")
+""",
+    )
     (workspace / "lookup_contact.yaml").write_text(
-        (workspace / "lookup_contact.yaml").read_text().replace(
-            'when: "$count(search.body.contacts) > 0"', 'when: "$count(search.body.contacts) > $error(\'no\')"'))
+        (workspace / "lookup_contact.yaml")
+        .read_text()
+        .replace('when: "$count(search.body.contacts) > 0"', "when: \"$count(search.body.contacts) > $error('no')\"")
+    )
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
     assert "happened: status failed, steps that ran: [search, check_match]" in stdout
@@ -463,8 +469,10 @@ def test_junit_xml(workspace: Path, tmp_path: Path) -> None:
             "workflow: lookup_contact\ncases:\n  - {name: a}\n  - {name: a}\n",
             "4:12: error: case name 'a' is used twice",
         ),
-        ("workflow: lookup_contact\ncases:\n  - {name: a, mocks: {contact: {output: {}}}}\n",
-         "output steps end the execution and cannot be mocked; mock the steps they read instead"),
+        (
+            "workflow: lookup_contact\ncases:\n  - {name: a, mocks: {contact: {output: {}}}}\n",
+            "output steps end the execution and cannot be mocked; mock the steps they read instead",
+        ),
         ("workflow: lookup_contact\ncases: [\n", "error: YAML syntax error"),
         ("- just a list\n", "1:1: error: a test file is a mapping with workflow and cases"),
     ],
@@ -539,12 +547,16 @@ def test_validate_refuses_an_unknown_format(workspace: Path) -> None:
 
 
 def test_validate_hints_at_the_value_meant(workspace: Path) -> None:
-    path = write(workspace, "only.test.yaml", """\
+    path = write(
+        workspace,
+        "only.test.yaml",
+        """\
 workflow: lookup_contact
 cases:
   - name: a
     http: [{match: {url: "*", method: get}, respond: {status: 99}}]
-""")
+""",
+    )
     _, stdout, _ = flowdeck("validate", str(path))
     assert "must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS (got 'get') (did you mean 'GET'?)" in stdout
     assert "'http[0].respond.status' in case 1 'a' must be at least 100 (got 99)" in stdout

@@ -34,9 +34,7 @@ def run_score_lead(definitions: Path, *extra: str) -> str:
     return execution_id
 
 
-def test_eval_on_an_async_execution_sees_every_step(
-    definitions: Path, start_worker: Callable[..., Any]
-) -> None:
+def test_eval_on_an_async_execution_sees_every_step(definitions: Path, start_worker: Callable[..., Any]) -> None:
     start_worker(definitions)
     execution_id = run_score_lead(definitions, "--async")
     deadline = time.monotonic() + 90

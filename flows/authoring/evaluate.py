@@ -76,7 +76,7 @@ def context_from_file(path: Path) -> dict[str, Any]:
         except (YamlSyntaxError, RecursionError) as error:
             raise ConfigurationError(f"--ctx {path} is neither JSON nor YAML: {error}") from None
     if not isinstance(value, dict):
-        raise ConfigurationError(f"--ctx {path} must hold a mapping like {{\"input\": {{...}}}}")
+        raise ConfigurationError(f'--ctx {path} must hold a mapping like {{"input": {{...}}}}')
     return value
 
 
@@ -84,8 +84,9 @@ def context_of_case(spec: str, catalog: Catalog) -> dict[str, Any]:
     """`TEST_FILE:NAME`: run that case and return the context its execution built."""
     path, separator, name = spec.rpartition(":")
     if not separator or not path or not name:
-        raise ConfigurationError(f"--case {spec!r}: write it as TEST_FILE:CASE_NAME, e.g. definitions/hello.test.yaml:"
-                                 "greets by name")
+        raise ConfigurationError(
+            f"--case {spec!r}: write it as TEST_FILE:CASE_NAME, e.g. definitions/hello.test.yaml:greets by name"
+        )
     try:
         test_file = load_test_file(path)
         definition = tie_to_workflow(test_file, catalog)

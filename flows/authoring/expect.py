@@ -37,8 +37,10 @@ def failures(expect: dict[str, Any], result: CaseResult) -> list[str]:
         if condition not in result.branches:
             found.append(f"branches: condition '{condition}' did not run (the steps that ran: {_ids(result.steps)})")
         elif result.branches[condition] != branch:
-            found.append(f"branches: condition '{condition}' expected {_branch(branch)}, "
-                         f"took {_branch(result.branches[condition])}")
+            found.append(
+                f"branches: condition '{condition}' expected {_branch(branch)}, "
+                f"took {_branch(result.branches[condition])}"
+            )
     if "requests" in expect and list(expect["requests"]) != result.requests:
         found.append("requests: expected (-) and made (+) differ\n" + _diff(expect["requests"], result.requests))
     return found
@@ -49,16 +51,19 @@ def _error_failures(expected: dict[str, Any], error: dict[str, str | None] | Non
         return [f"error: expected the execution to fail, but it ended with status {status}"]
     found = []
     if "step_name" in expected and expected["step_name"] != error.get("step_name"):
-        found.append(f"error: expected step '{expected['step_name']}' to fail, "
-                     f"'{error.get('step_name')}' failed: {error.get('message')}")
+        found.append(
+            f"error: expected step '{expected['step_name']}' to fail, "
+            f"'{error.get('step_name')}' failed: {error.get('message')}"
+        )
     if "message" in expected:
         try:
             matched = re.search(expected["message"], error.get("message") or "") is not None
         except re.error as problem:
             return [f"error: message {expected['message']!r} is not a regular expression ({problem})"]
         if not matched:
-            found.append(f"error: message does not match {expected['message']!r}\n"
-                         f"  the message was: {error.get('message')}")
+            found.append(
+                f"error: message does not match {expected['message']!r}\n  the message was: {error.get('message')}"
+            )
     return found
 
 

@@ -137,8 +137,12 @@ def _shape(step: Step) -> str:
 
 
 _MERMAID_SHAPES = {
-    "terminal": ('(["', '"])'), "decision": ('{"', '"}'), "wait": ('{{"', '"}}'),
-    "call": ('[["', '"]]'), "end": ('(["', '"])'), "step": ('["', '"]'),
+    "terminal": ('(["', '"])'),
+    "decision": ('{"', '"}'),
+    "wait": ('{{"', '"}}'),
+    "call": ('[["', '"]]'),
+    "end": ('(["', '"])'),
+    "step": ('["', '"]'),
 }
 
 
@@ -158,7 +162,12 @@ def _mermaid_text(text: str) -> str:
 
 
 _DOT_SHAPES = {
-    "terminal": "oval", "decision": "diamond", "wait": "hexagon", "call": "box3d", "end": "oval", "step": "box",
+    "terminal": "oval",
+    "decision": "diamond",
+    "wait": "hexagon",
+    "call": "box3d",
+    "end": "oval",
+    "step": "box",
 }
 
 

@@ -103,29 +103,44 @@ def promote(catalog: Catalog, workflow_id: str, version: int, to: str) -> list[C
     files = _files_of(catalog, workflow_id)
     matches = [each for each in files if each.version == version]
     if not matches:
-        raise UnknownVersion(f"workflow '{workflow_id}' has no version {version}; it has versions "
-                             f"{describe_versions(files)}")
+        raise UnknownVersion(
+            f"workflow '{workflow_id}' has no version {version}; it has versions {describe_versions(files)}"
+        )
     if len(matches) > 1:
         paths = ", ".join(each.path for each in matches)
         raise NotRunnable(f"workflow '{workflow_id}' version {version} is defined twice ({paths}); keep one")
     chosen = matches[0]
     if chosen.has_errors:
-        raise NotRunnable(f"workflow '{workflow_id}' version {version} has validation errors ({chosen.path}); "
-                          f"fix them first: `flowdeck validate {chosen.path}`")
+        raise NotRunnable(
+            f"workflow '{workflow_id}' version {version} has validation errors ({chosen.path}); "
+            f"fix them first: `flowdeck validate {chosen.path}`"
+        )
     current = chosen.status or "draft"
     if current == to:
         raise NotRunnable(f"workflow '{workflow_id}' version {version} is already {to}")
     if _ORDER[current] > _ORDER[to]:
-        raise NotRunnable(f"workflow '{workflow_id}' version {version} is {current}: promote moves forward only "
-                          "(draft -> published -> live); promote another version to live and this one "
-                          "becomes published")
-    changes = [Change(chosen.path, set_top_level(_read(chosen), "status", to),
-                      f"{workflow_id} v{version}: {current} -> {to} ({chosen.path})")]
+        raise NotRunnable(
+            f"workflow '{workflow_id}' version {version} is {current}: promote moves forward only "
+            "(draft -> published -> live); promote another version to live and this one "
+            "becomes published"
+        )
+    changes = [
+        Change(
+            chosen.path,
+            set_top_level(_read(chosen), "status", to),
+            f"{workflow_id} v{version}: {current} -> {to} ({chosen.path})",
+        )
+    ]
     if to == "live":
         for other in files:
             if other is not chosen and other.status == "live":
-                changes.append(Change(other.path, set_top_level(_read(other), "status", "published"),
-                                      f"{workflow_id} v{other.version}: live -> published ({other.path})"))
+                changes.append(
+                    Change(
+                        other.path,
+                        set_top_level(_read(other), "status", "published"),
+                        f"{workflow_id} v{other.version}: live -> published ({other.path})",
+                    )
+                )
     return changes
 
 

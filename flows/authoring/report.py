@@ -85,22 +85,36 @@ def json_report(suite: SuiteReport) -> dict[str, Any]:
 
 def junit_xml(suite: SuiteReport) -> str:
     """One <testsuite> per test file, one <testcase> per case; load problems as <error>s."""
-    root = ElementTree.Element("testsuites", name="flowdeck test", tests=str(len(suite.cases)),
-                               failures=str(suite.failed), errors=str(len(suite.problems)),
-                               time=f"{suite.seconds:.3f}")
+    root = ElementTree.Element(
+        "testsuites",
+        name="flowdeck test",
+        tests=str(len(suite.cases)),
+        failures=str(suite.failed),
+        errors=str(len(suite.problems)),
+        time=f"{suite.seconds:.3f}",
+    )
     by_file: dict[str, list[CaseReport]] = {}
     for case in suite.cases:
         by_file.setdefault(case.file.path, []).append(case)
     for path, cases in by_file.items():
         element = ElementTree.SubElement(
-            root, "testsuite", name=path, tests=str(len(cases)),
-            failures=str(sum(1 for case in cases if not case.passed)), errors="0",
+            root,
+            "testsuite",
+            name=path,
+            tests=str(len(cases)),
+            failures=str(sum(1 for case in cases if not case.passed)),
+            errors="0",
             time=f"{sum(case.result.seconds for case in cases):.3f}",
         )
         for case in cases:
             item = ElementTree.SubElement(
-                element, "testcase", classname=case.definition.id, name=case.case.name,
-                file=case.file.path, line=str(case.case.line), time=f"{case.result.seconds:.4f}",
+                element,
+                "testcase",
+                classname=case.definition.id,
+                name=case.case.name,
+                file=case.file.path,
+                line=str(case.case.line),
+                time=f"{case.result.seconds:.4f}",
             )
             if not case.passed:
                 failure = ElementTree.SubElement(item, "failure", message=case.failures[0].splitlines()[0])

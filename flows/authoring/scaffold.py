@@ -24,14 +24,18 @@ _WORKFLOW_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 def new_workflow(catalog: Catalog, directory: Path, workflow_id: str, template: str = "http") -> list[Change]:
     """The definition `<directory>/<id>.yaml` and its test `<id>.test.yaml` (refused if taken)."""
     if not _WORKFLOW_ID.match(workflow_id):
-        raise ConfigurationError(f"workflow id {workflow_id!r}: use lower case letters, digits and '_', starting "
-                                 "with a letter, at most 64 characters (e.g. lookup_contact)")
+        raise ConfigurationError(
+            f"workflow id {workflow_id!r}: use lower case letters, digits and '_', starting "
+            "with a letter, at most 64 characters (e.g. lookup_contact)"
+        )
     if template not in TEMPLATES:
         raise ConfigurationError(f"--template {template!r}: use one of {', '.join(TEMPLATES)}")
     taken = [each.path for each in catalog.files if each.workflow_id == workflow_id]
     if taken:
-        raise ConfigurationError(f"workflow '{workflow_id}' exists already ({', '.join(taken)}); "
-                                 f"`flowdeck version new {workflow_id}` starts its next version")
+        raise ConfigurationError(
+            f"workflow '{workflow_id}' exists already ({', '.join(taken)}); "
+            f"`flowdeck version new {workflow_id}` starts its next version"
+        )
     definition = directory / f"{workflow_id}.yaml"
     test = directory / f"{workflow_id}.test.yaml"
     for path in (definition, test):

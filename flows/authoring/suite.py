@@ -90,6 +90,7 @@ def load_files(paths: Iterable[str | Path], catalog: Catalog) -> tuple[list[Load
 
 def tie_to_workflow(test_file: TestFile, catalog: Catalog) -> WorkflowDefinition:
     """The version under test (drafts included when pinned); every mock must name a step."""
+
     def problem(path: tuple[str | int, ...], message: str) -> TestFileInvalid:
         position = test_file.position_of(path)
         return TestFileInvalid([Problem(test_file.path, position.line, position.col, "error", message)])
@@ -105,11 +106,15 @@ def tie_to_workflow(test_file: TestFile, catalog: Catalog) -> WorkflowDefinition
         for step_id in case.mocks:
             where = f"mock for step '{step_id}' in case '{case.name}'"
             if step_id not in known:
-                message = (f"{where}: workflow '{definition.key}' (and the workflows it calls) has no such step"
-                           f"{did_you_mean(step_id, sorted(known))}")
+                message = (
+                    f"{where}: workflow '{definition.key}' (and the workflows it calls) has no such step"
+                    f"{did_you_mean(step_id, sorted(known))}"
+                )
             elif isinstance(known[step_id], (OutputStep, FailStep)):
-                message = (f"{where}: {known[step_id].type} steps end the execution and cannot be mocked; "
-                           "mock the steps they read instead")
+                message = (
+                    f"{where}: {known[step_id].type} steps end the execution and cannot be mocked; "
+                    "mock the steps they read instead"
+                )
             else:
                 continue
             found.append(problem(("cases", index, "mocks", step_id), message).problems[0])
@@ -131,9 +136,16 @@ def _expected_steps_problems(test_file: TestFile, definition: WorkflowDefinition
                 continue
             what = "condition step" if condition else "step"
             position = test_file.position_of(("cases", index, "expect") + path)
-            found.append(Problem(test_file.path, position.line, position.col, "error",
-                                 f"expect of case '{case.name}' names {what} '{step_id}', which workflow "
-                                 f"'{definition.key}' does not have{did_you_mean(step_id, sorted(own))}"))
+            found.append(
+                Problem(
+                    test_file.path,
+                    position.line,
+                    position.col,
+                    "error",
+                    f"expect of case '{case.name}' names {what} '{step_id}', which workflow "
+                    f"'{definition.key}' does not have{did_you_mean(step_id, sorted(own))}",
+                )
+            )
     return found
 
 

@@ -30,8 +30,15 @@ MAX_FILE_BYTES = 1_000_000  # a test file is written by hand: a megabyte is far 
 MAX_DEPTH = 40  # nested mappings and lists, the document root included
 MAX_CASES = 1_000
 
-_KINDS = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-          "number": "a number", "boolean": "true or false", "null": "null"}
+_KINDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
 
 
 @dataclass(frozen=True)
@@ -131,8 +138,12 @@ def load_test_file(path: str | Path) -> TestFile:
     except RecursionError:
         raise TestFileInvalid([_problem(where, Position(1, 1), f"nests deeper than {MAX_DEPTH} levels")]) from None
     problems = [
-        _problem(where, dup.position, f"duplicate key '{dup.key}' (first at line {dup.first_position.line}); "
-                 "the second one would be ignored: remove one")
+        _problem(
+            where,
+            dup.position,
+            f"duplicate key '{dup.key}' (first at line {dup.first_position.line}); "
+            "the second one would be ignored: remove one",
+        )
         for dup in document.duplicate_keys
     ]
     deep = _too_deep(document.data, ())
@@ -145,8 +156,13 @@ def load_test_file(path: str | Path) -> TestFile:
     problems.extend(_schema_problems(document, where))
     cases = document.data.get("cases")
     if isinstance(cases, list) and len(cases) > MAX_CASES:
-        problems.append(_problem(where, document.position_of(("cases",)),
-                                 f"{len(cases):,} cases, more than the {MAX_CASES:,} one file may hold; split it"))
+        problems.append(
+            _problem(
+                where,
+                document.position_of(("cases",)),
+                f"{len(cases):,} cases, more than the {MAX_CASES:,} one file may hold; split it",
+            )
+        )
     problems.extend(_duplicate_names(document, where))
     if problems:
         raise TestFileInvalid(sorted(problems, key=Problem.sort_key))
@@ -158,14 +174,22 @@ def _read_bounded(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise TestFileInvalid([_problem(where, Position(1, 1), f"the file is {size:,} bytes, more than the "
-                                                                   f"{MAX_FILE_BYTES:,} a test file may have")])
+            raise TestFileInvalid(
+                [
+                    _problem(
+                        where,
+                        Position(1, 1),
+                        f"the file is {size:,} bytes, more than the {MAX_FILE_BYTES:,} a test file may have",
+                    )
+                ]
+            )
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise TestFileInvalid([_problem(where, Position(1, 1), f"not UTF-8 text ({error.reason})")]) from None
     except OSError as error:
-        raise TestFileInvalid([_problem(where, Position(1, 1), f"cannot read the file: {error.strerror or error}")]) \
-            from None
+        raise TestFileInvalid(
+            [_problem(where, Position(1, 1), f"cannot read the file: {error.strerror or error}")]
+        ) from None
 
 
 def _too_deep(value: Any, path: DataPath) -> DataPath | None:
@@ -208,19 +232,30 @@ def _translate(error: ValidationError, document: YamlDocument) -> list[tuple[Pos
     rule: Any = error.validator_value
     instance: Any = error.instance
     if error.validator == "required":
-        return [(document.position_of(path), f"missing required key '{key}' in {where}")
-                for key in rule if key not in instance]
+        return [
+            (document.position_of(path), f"missing required key '{key}' in {where}")
+            for key in rule
+            if key not in instance
+        ]
     if error.validator == "additionalProperties":
         allowed = list(schema.get("properties", {}))
-        return [(document.key_position_of(path + (key,)), f"unknown key '{key}' in {where}{did_you_mean(key, allowed)}")
-                for key in instance if key not in allowed]
+        return [
+            (document.key_position_of(path + (key,)), f"unknown key '{key}' in {where}{did_you_mean(key, allowed)}")
+            for key in instance
+            if key not in allowed
+        ]
     position = document.position_of(path)
     got = _show(instance)
     if schema.get("errorMessage"):
         return [(position, f"{where}: {schema['errorMessage']} (got {got})")]
     if error.validator == "enum":
-        return [(position, f"{where} must be one of {', '.join(map(str, rule))} (got {got})"
-                 f"{did_you_mean(instance, [str(option) for option in rule])}")]
+        return [
+            (
+                position,
+                f"{where} must be one of {', '.join(map(str, rule))} (got {got})"
+                f"{did_you_mean(instance, [str(option) for option in rule])}",
+            )
+        ]
     if error.validator == "type":
         names: list[str] = rule if isinstance(rule, list) else [rule]
         wanted = " or ".join(_KINDS.get(name, name) for name in names)
@@ -276,9 +311,14 @@ def _duplicate_names(document: YamlDocument, where: str) -> list[Problem]:
         if not isinstance(name, str):
             continue
         if name in seen:
-            problems.append(_problem(where, document.position_of(("cases", index, "name")),
-                                     f"case name '{name}' is used twice (first at line {seen[name]}); names "
-                                     "select cases (-k) and name them in reports: make it unique"))
+            problems.append(
+                _problem(
+                    where,
+                    document.position_of(("cases", index, "name")),
+                    f"case name '{name}' is used twice (first at line {seen[name]}); names "
+                    "select cases (-k) and name them in reports: make it unique",
+                )
+            )
         else:
             seen[name] = document.position_of(("cases", index, "name")).line
     return problems
@@ -295,8 +335,11 @@ def _build(document: YamlDocument, where: str) -> TestFile:
 
 def _case(document: YamlDocument, index: int, data: dict[str, Any]) -> TestCase:
     mocks = {
-        step_id: Mock(output=mock.get("output"), error=mock.get("error"),
-                      line=document.position_of(("cases", index, "mocks", step_id)).line)
+        step_id: Mock(
+            output=mock.get("output"),
+            error=mock.get("error"),
+            line=document.position_of(("cases", index, "mocks", step_id)).line,
+        )
         for step_id, mock in (data.get("mocks") or {}).items()
     }
     answers = tuple(

@@ -51,8 +51,11 @@ def run_tests(
     chosen = select(loaded, keyword)
     if not chosen and not problems:
         where = ", ".join(map(str, targets))
-        raise fail(f"no test case matches -k {keyword!r} in {where}" if keyword and loaded
-                   else f"no *.test.yaml files under {where}; `flowdeck new` writes one with each workflow")
+        raise fail(
+            f"no test case matches -k {keyword!r} in {where}"
+            if keyword and loaded
+            else f"no *.test.yaml files under {where}; `flowdeck new` writes one with each workflow"
+        )
 
     def progress(case: CaseReport) -> None:
         if not as_json:
@@ -145,8 +148,12 @@ def _context_of_execution(execution_id: str, definitions: Path | None) -> dict[s
         ctx: dict[str, Any] = {
             "input": view.input_data,
             "trigger": trigger_of(await read_flow_run(engine.api, execution_id)),
-            "execution": {"id": execution_id, "workflow_id": view.body.get("workflow_id"),
-                          "version": view.body.get("workflow_version"), "mode": view.body.get("mode")},
+            "execution": {
+                "id": execution_id,
+                "workflow_id": view.body.get("workflow_id"),
+                "version": view.body.get("workflow_version"),
+                "mode": view.body.get("mode"),
+            },
         }
         unrecorded = []
         for step in view.steps:
@@ -157,8 +164,12 @@ def _context_of_execution(execution_id: str, definitions: Path | None) -> dict[s
             elif step.status == "success":
                 unrecorded.append(step.key)
         if unrecorded:
-            err.print(f"note: no recorded output for {', '.join(unrecorded)} (a sync execution keeps its steps' "
-                      "outputs in memory only): they read as missing", highlight=False, soft_wrap=True)
+            err.print(
+                f"note: no recorded output for {', '.join(unrecorded)} (a sync execution keeps its steps' "
+                "outputs in memory only): they read as missing",
+                highlight=False,
+                soft_wrap=True,
+            )
         return ctx
 
     result: dict[str, Any] = with_engine(read, definitions)
