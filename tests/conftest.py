@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from support.http_server import RecordingServer
-from support.paths import ROOT, TEST_HOME
+from support.paths import EXAMPLE_DEFINITIONS, ROOT, TEST_HOME
 from support.workers import WorkerProcess
 
 from flowdeck.local.spawn import free_port
@@ -23,7 +23,8 @@ os.environ["FLOWDECK_HOME"] = str(TEST_HOME)
 os.environ["FLOWDECK_SERVER_PORT"] = os.environ.get("FLOWDECK_TEST_SERVER_PORT") or str(free_port())
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_HOME", None)
-os.environ["FLOWDECK_DEFINITIONS"] = str(ROOT / "definitions")
+# the suite's copy of the examples, never definitions/ itself (a user's own workflows live there)
+os.environ["FLOWDECK_DEFINITIONS"] = str(EXAMPLE_DEFINITIONS)
 # Faster liveness for the fault tests (a killed worker is taken over after this).
 os.environ.setdefault("FLOWDECK_WORKER_DEAD_AFTER", "6")
 os.environ.setdefault("FLOWDECK_WORKER_HEARTBEAT", "1")
@@ -88,7 +89,7 @@ def start_worker(prefect_api: str) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
     def start(definitions: Path | None = None, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(definitions or ROOT / "definitions", env)
+        worker = WorkerProcess(definitions or EXAMPLE_DEFINITIONS, env)
         started.append(worker)
         return worker
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLE_DEFINITIONS
 
 from flowdeck.definition.catalog import load_catalog
 from flowdeck.definition.durations import format_seconds, parse_duration, wait_duration_seconds
@@ -200,9 +201,9 @@ def test_a_missing_directory_is_a_problem_not_a_crash(tmp_path):
 
 
 def test_loading_the_examples_is_fast():
-    load_catalog(ROOT / "definitions")  # warm: schema compiled once per process
+    load_catalog(EXAMPLE_DEFINITIONS)  # warm: schema compiled once per process
     started = time.perf_counter()
-    load_catalog(ROOT / "definitions")
+    load_catalog(EXAMPLE_DEFINITIONS)
     elapsed = time.perf_counter() - started
     assert elapsed < 5.0, f"loading 6 example files took {elapsed:.2f}s"
 

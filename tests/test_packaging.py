@@ -9,6 +9,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from support.paths import EXAMPLE_DEFINITIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,7 +41,7 @@ def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp
     assert not (site / "flows").exists() and not (site / "tui").exists()
 
     definitions = tmp_path / "elsewhere" / "definitions"
-    shutil.copytree(ROOT / "definitions", definitions)
+    shutil.copytree(EXAMPLE_DEFINITIONS, definitions)
     shutil.copytree(ROOT / "schemas", tmp_path / "elsewhere" / "schemas")
     done = subprocess.run(
         [str(venv / "bin" / "flowdeck"), "validate", str(definitions)],

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
+from support.paths import EXAMPLE_DEFINITIONS
 
 from flowdeck.definition.durations import DURATION_PATTERN
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schemas" / "workflow.schema.json"
-EXAMPLES = sorted((ROOT / "definitions").rglob("*.yaml"))
+# workflow versions only: *.test.yaml files are workflow tests, checked against their own schema
+EXAMPLES = sorted(p for p in EXAMPLE_DEFINITIONS.rglob("*.yaml") if not p.name.endswith(".test.yaml"))
 BROKEN = sorted((ROOT / "tests" / "fixtures" / "broken").glob("*.yaml"))
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")

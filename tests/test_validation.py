@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.paths import EXAMPLE_DEFINITIONS
 
 from flowdeck.definition.validation import Problem, check_text, validate_paths
 
@@ -753,7 +754,7 @@ def test_all_problems_of_all_files_sorted_and_missing_paths(tmp_path):
 
 
 def test_the_examples_have_no_errors():
-    found = validate_paths([ROOT / "definitions"])
+    found = validate_paths([EXAMPLE_DEFINITIONS])
     assert [str(problem) for problem in found if problem.is_error] == []
     # the follow-up is meant for async mode; validation says so
     assert [problem.message.split(",")[0] for problem in found] == ["wait step 'let_them_breathe' waits 15m"]
