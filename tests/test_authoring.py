@@ -560,3 +560,11 @@ cases:
     _, stdout, _ = flowdeck("validate", str(path))
     assert "must be one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS (got 'get') (did you mean 'GET'?)" in stdout
     assert "'http[0].respond.status' in case 1 'a' must be at least 100 (got 99)" in stdout
+
+
+def test_the_test_schemas_own_example_runs(workspace: Path) -> None:
+    """tests/fixtures_tests holds the example of schemas/workflow-test.schema.json, every key used."""
+    example = Path(__file__).parent / "fixtures_tests" / "lookup_contact.test.yaml"
+    shutil.copy(example, workspace / "example.test.yaml")
+    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(workspace / "example.test.yaml"))
+    assert code == 0, stdout
