@@ -51,7 +51,7 @@ def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "0 error(s)" in done.stdout
+    assert "0 error(s)" in done.stderr, done.stdout + done.stderr
 
     broken = definitions / "broken.yaml"
     broken.write_text("id: broken\nversion: 1\nstatus: draft\nsteps: []\nname: 3\n")
