@@ -5,11 +5,10 @@ the wait "ends", so a wait's output is its planned `waited_seconds`, an `until` 
 compared with the clock, and JSONata's `$now()` / `$millis()` read the clock too: a case
 gives the same result on every run and every machine.
 
-The interpreter reads the time with `datetime.now(timezone.utc)` and JSONata with
-`Timebox.current_milli_time()`. While `installed()` is active, both read the clock of the
-current asyncio task (a context variable), and real time where no case runs. The
-interpreter has no clock of its own in its `Hooks` yet; this is the one place that would
-change to use one.
+The interpreter asks its hooks for the time (`Hooks.now()`: the case's hooks answer this
+clock). JSONata reads `Timebox.current_milli_time()`, which has no seam: while `installed()`
+is active it reads the clock of the current asyncio task (a context variable), and real
+time where no case runs.
 """
 
 from __future__ import annotations
@@ -17,12 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from jsonata import timebox
-
-from flowdeck.runtime import interpreter
 
 VIRTUAL_START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)  # a Thursday, 09:00 UTC
 
@@ -44,16 +40,7 @@ class VirtualClock:
 current: ContextVar[VirtualClock | None] = ContextVar("flowdeck_test_clock", default=None)
 _real_milli_time = timebox.Timebox.current_milli_time
 _installed = 0
-_DATETIME, _MILLI_TIME = "datetime", "current_milli_time"  # the names replaced while installed
-
-
-class _ClockedDatetime(datetime):
-    @classmethod
-    def now(cls, tz: tzinfo | None = None) -> Any:
-        clock = current.get()
-        if clock is None:
-            return datetime.now(tz)
-        return clock.now.astimezone(tz) if tz is not None else clock.now.replace(tzinfo=None)
+_MILLI_TIME = "current_milli_time"  # the name replaced while installed
 
 
 def _clocked_milli_time() -> int:
@@ -63,10 +50,9 @@ def _clocked_milli_time() -> int:
 
 @contextmanager
 def installed() -> Iterator[None]:
-    """Route the interpreter's and JSONata's clocks through `current` (re-entrant)."""
+    """Route JSONata's clock through `current` (re-entrant)."""
     global _installed
     if _installed == 0:
-        setattr(interpreter, _DATETIME, _ClockedDatetime)
         setattr(timebox.Timebox, _MILLI_TIME, staticmethod(_clocked_milli_time))
     _installed += 1
     try:
@@ -74,5 +60,4 @@ def installed() -> Iterator[None]:
     finally:
         _installed -= 1
         if _installed == 0:
-            setattr(interpreter, _DATETIME, datetime)
             setattr(timebox.Timebox, _MILLI_TIME, staticmethod(_real_milli_time))

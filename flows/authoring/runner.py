@@ -31,8 +31,7 @@ from flowdeck.definition.catalog import Catalog
 from flowdeck.definition.model import ConditionStep, Step, WaitStep, WorkflowDefinition
 from flowdeck.errors import FlowdeckError
 from flowdeck.runtime.inputs import validate_input
-from flowdeck.runtime.interpreter import Hooks, JournalEntry, Outcome, Run
-from flowdeck.runtime.interpreter import _Ended as EndExecution  # how a step ends the run from a hook
+from flowdeck.runtime.interpreter import EndExecution, Hooks, JournalEntry, Outcome, Run
 
 EXECUTION_ID = "exec_" + "0" * 32  # what `execution.id` reads in a test
 
@@ -129,6 +128,10 @@ class CaseHooks(Hooks):
 
     def log(self, key: str | None, level: int, message: str) -> None:
         self.logs.append(message)
+
+    def now(self) -> datetime:
+        virtual = clock.current.get()
+        return virtual.now if virtual is not None else super().now()
 
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
         virtual = clock.current.get()

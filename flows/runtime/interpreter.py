@@ -101,15 +101,20 @@ class Hooks:
         """A line for the run's log (code-step output, failures, suspensions)."""
         return None
 
+    def now(self) -> datetime:
+        """The execution's clock: when a Wait starts (workflow tests run on a virtual one)."""
+        return datetime.now(UTC)
+
     async def wait(self, key: str, step: WaitStep, started_at: datetime, due_at: datetime) -> None:
         """Return once `due_at` has passed (or raise to suspend / hand off)."""
         import asyncio
 
-        await asyncio.sleep(max(0.0, (due_at - datetime.now(UTC)).total_seconds()))
+        await asyncio.sleep(max(0.0, (due_at - self.now()).total_seconds()))
 
 
-class _Ended(Exception):
-    """An output or fail step ended the execution; unwinds nested blocks."""
+class EndExecution(Exception):
+    """Ends the execution with `outcome`, unwinding nested blocks: raised by output and fail
+    steps, and by a hook's `checkpoint` that decides a step's outcome itself (a test mock)."""
 
     def __init__(self, outcome: Outcome) -> None:
         self.outcome = outcome
@@ -149,7 +154,7 @@ class Run:
         """Run the steps; step failures become a failed Outcome, other errors propagate."""
         try:
             await self._run_block(self.definition.steps, self.ctx, prefix="")
-        except _Ended as ended:
+        except EndExecution as ended:
             return ended.outcome
         finally:
             await self._close_own_http()
@@ -184,7 +189,7 @@ class Run:
         await self.hooks.step_started(key, step)
         try:
             output = await self._perform(step, ctx, key, remembered)
-        except _Ended as ended:
+        except EndExecution as ended:
             if ended.outcome.status == "success":
                 await self.hooks.step_finished(key, step, ended.outcome.output)
             else:
@@ -194,7 +199,7 @@ class Run:
             raise
         except StepError as error:
             await self.hooks.step_failed(key, step, error.message)
-            raise _Ended(
+            raise EndExecution(
                 Outcome(
                     status="failed",
                     error={"step_name": step.name, "message": error.message},
@@ -222,16 +227,16 @@ class Run:
         if isinstance(step, NoteStep):
             return None
         if isinstance(step, OutputStep):
-            fields = expressions.render(step.fields, ctx)
-            raise _Ended(Outcome(status="success", output=fields))
+            fields = await expressions.render_async(step.fields, ctx)
+            raise EndExecution(Outcome(status="success", output=fields))
         if isinstance(step, FailStep):
-            message = expressions.render(step.message, ctx)
+            message = await expressions.render_async(step.message, ctx)
             if not isinstance(message, str):
                 message = "failed" if message is None else str(message)
-            raise _Ended(Outcome(status="failed", error={"step_name": step.name, "message": message}))
+            raise EndExecution(Outcome(status="failed", error={"step_name": step.name, "message": message}))
         if isinstance(step, ConditionStep):
             for branch in step.branches:
-                if expressions.is_truthy(expressions.evaluate(branch.when, ctx)):
+                if expressions.is_truthy(await expressions.evaluate_async(branch.when, ctx)):
                     return branch.name
             return None
         if isinstance(step, WaitStep):
@@ -239,10 +244,10 @@ class Run:
         if isinstance(step, HttpStep):
             return await run_http(
                 method=step.method,
-                url=expressions.render(step.url, ctx),
-                headers=expressions.render(step.headers, ctx),
-                query=expressions.render(step.query, ctx),
-                body=expressions.render(step.body, ctx),
+                url=await expressions.render_async(step.url, ctx),
+                headers=await expressions.render_async(step.headers, ctx),
+                query=await expressions.render_async(step.query, ctx),
+                body=await expressions.render_async(step.body, ctx),
                 timeout=step.timeout,
                 fail_on_status=step.fail_on_status,
                 client=self._http_client(),
@@ -256,7 +261,7 @@ class Run:
                 on_logs=lambda text: self.hooks.log(key, 20, f"{step.name} printed:\n{text}"),
             )
         if isinstance(step, ActionStep):
-            return await run_action(step.uses, expressions.render(step.with_, ctx))
+            return await run_action(step.uses, await expressions.render_async(step.with_, ctx))
         if isinstance(step, WorkflowCallStep):
             return await self._call_workflow(step, ctx, key)
         raise StepError(f"unsupported step type {type(step).__name__}")
@@ -268,11 +273,11 @@ class Run:
             started_at = datetime.fromisoformat(remembered.started_at or "")
             due_at = datetime.fromisoformat(remembered.due_at or "")
         else:
-            started_at = datetime.now(UTC)
+            started_at = self.hooks.now()
             if step.duration is not None:
                 due_at = datetime.fromtimestamp(started_at.timestamp() + step.duration, UTC)
             else:
-                due_at = _parse_time(expressions.evaluate(step.until or "", ctx), step)
+                due_at = _parse_time(await expressions.evaluate_async(step.until or "", ctx), step)
         await self.hooks.wait(key, step, started_at, due_at)
         waited = max(0.0, (max(due_at, started_at) - started_at).total_seconds())
         return {"waited_seconds": round(waited, 3) if waited % 1 else int(waited)}
@@ -284,7 +289,7 @@ class Run:
             child_definition = self.resolve_workflow(step.workflow_id, step.version)
         except FlowdeckError as error:
             raise StepError(error.message) from None
-        child_input = expressions.render(step.input, ctx) if step.input is not None else {}
+        child_input = await expressions.render_async(step.input, ctx) if step.input is not None else {}
         child = Run(
             definition=child_definition,
             execution_id=self.execution_id,
