@@ -14,27 +14,60 @@ no custom functions are registered, so nothing here can reach Python.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import math
-import time
-from collections.abc import Iterator
-from functools import lru_cache
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
+from typing import Any, TypeVar
 
 import jsonata
 from jsonata.jsonata import Jsonata
 from jsonata.parser import Parser
 from jsonata.utils import Utils
 
+from flowdeck.definition.expression_limits import (  # the MAX_* bounds: re-exported
+    MAX_DEPTH,
+    MAX_LIST,
+    MAX_RANGE,
+    MAX_STEPS,
+    MAX_STRING,
+    Bounds,
+    LimitExceeded,
+    install_bounded_functions,
+)
+from flowdeck.definition.regex import RegexUnsupported, jsonata_regex_engine
 from flowdeck.errors import ExpressionError
 
 DEFAULT_TIMEOUT = 1.0  # seconds for one render/evaluate call, all its expressions together
-MAX_DEPTH = 1000  # nested evaluations (~300 levels of a recursive function); well inside Python's recursion limit
-MAX_RANGE = 100_000  # items one `[a..b]` may allocate; built-ins walk them unchecked by the clock
-MAX_STRING = 10_000_000  # characters in any intermediate string
-MAX_LIST = 1_000_000  # items in any intermediate array
 CACHE_SIZE = 4096
+# The async entry points evaluate on EVALUATION_THREADS worker threads, never on the event
+# loop: one evaluation may take up to its time limit, and the API must keep answering
+# (/healthz) meanwhile. The hop costs ~0.1 ms a call.
+EVALUATION_THREADS = 1  # one: a CPU-bound evaluation competes with the loop for the GIL; more would starve it
+
+install_bounded_functions()
+_T = TypeVar("_T")
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_DEPTH",
+    "MAX_LIST",
+    "MAX_RANGE",
+    "MAX_STEPS",
+    "MAX_STRING",
+    "check_syntax",
+    "check_template",
+    "evaluate",
+    "evaluate_async",
+    "is_truthy",
+    "referenced_roots",
+    "render",
+    "render_async",
+    "template_expressions",
+]
 
 _OPEN, _CLOSE = "{{", "}}"
 _MAX_SAFE_INT = 2**53
@@ -52,12 +85,35 @@ def render(value: Any, ctx: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT)
     """
     if isinstance(value, str) and _OPEN not in value:
         return value  # the common case: no template, no clock to start
-    return _render(value, ctx, _Bounds(timeout))
+    return _render(value, ctx, Bounds(timeout))
 
 
 def evaluate(expression: str, ctx: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """Evaluate one bare expression (a condition's `when`); `{{ }}` around it is optional."""
-    return _evaluate(_compile(_strip_braces(expression)), ctx, _Bounds(timeout))
+    return _evaluate(_compile(_strip_braces(expression)), ctx, Bounds(timeout))
+
+
+async def render_async(value: Any, ctx: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """`render` off the event loop (see EVALUATION_THREADS)."""
+    if not any(_OPEN in text for text in _strings_in(value)):
+        return _render(value, ctx, Bounds(timeout))  # no template: nothing is evaluated
+    return await _off_loop(partial(_render, value, ctx), timeout)
+
+
+async def evaluate_async(expression: str, ctx: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """`evaluate` off the event loop (see EVALUATION_THREADS)."""
+    compiled = _compile(_strip_braces(expression))
+    return await _off_loop(partial(_evaluate, compiled, ctx), timeout)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+async def _off_loop(call: Callable[[Bounds], _T], timeout: float) -> _T:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=EVALUATION_THREADS, thread_name_prefix="flowdeck-expression")
+    return await asyncio.get_running_loop().run_in_executor(_pool, call, Bounds(timeout, yielding=True))
 
 
 def is_truthy(value: Any) -> bool:
@@ -123,7 +179,7 @@ def referenced_roots(expression: str) -> set[str]:
 # --------------------------------------------------------------------------- templates
 
 
-def _render(value: Any, ctx: dict[str, Any], bounds: _Bounds) -> Any:
+def _render(value: Any, ctx: dict[str, Any], bounds: Bounds) -> Any:
     if isinstance(value, str):
         if _OPEN not in value:
             return value
@@ -135,7 +191,7 @@ def _render(value: Any, ctx: dict[str, Any], bounds: _Bounds) -> Any:
     return value
 
 
-def _render_template(parts: tuple[str | Jsonata, ...], ctx: dict[str, Any], bounds: _Bounds) -> Any:
+def _render_template(parts: tuple[str | Jsonata, ...], ctx: dict[str, Any], bounds: Bounds) -> Any:
     if len(parts) == 1 and not isinstance(parts[0], str):
         return _evaluate(parts[0], ctx, bounds)
     pieces = []
@@ -249,50 +305,16 @@ def _strings_in(value: Any) -> Iterator[str]:
 
 
 class _BoundedJsonata(Jsonata):  # type: ignore[misc]  # jsonata-python ships no types: Jsonata is Any
-    """Jsonata with a smaller range limit: `[1..10000000]` alone takes seconds to use."""
+    """Jsonata with RE2 regexes and a smaller range limit: `[1..10000000]` alone takes
+    seconds to use."""
+
+    def __init__(self, expression: str) -> None:
+        super().__init__(expression, jsonata_regex_engine)
 
     def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
         if isinstance(lhs, int) and isinstance(rhs, int) and rhs - lhs + 1 > MAX_RANGE:
-            raise _LimitExceeded(f"the range [{lhs}..{rhs}] has more than {MAX_RANGE:,} items")
+            raise LimitExceeded(f"the range [{lhs}..{rhs}] has more than {MAX_RANGE:,} items")
         return super().evaluate_range_expression(lhs, rhs)
-
-
-class _LimitExceeded(Exception):
-    """Raised from inside jsonata's evaluation when a bound is crossed."""
-
-
-class _Bounds:
-    """Deadline, depth and size limits for one render/evaluate call.
-
-    jsonata calls `entry`/`exit` around every node it evaluates (its Timebox hook); the
-    library's own Timebox starts its clock when an expression is compiled, which does
-    not work with a cache, so the clock lives here and starts per call.
-    """
-
-    __slots__ = ("timeout", "deadline", "depth", "bindings")
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.deadline = time.monotonic() + timeout
-        self.depth = 0
-        self.bindings = {"__evaluate_entry": self.entry, "__evaluate_exit": self.exit}
-
-    def entry(self, expr: Any, input: Any, env: Any) -> None:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise _LimitExceeded(
-                f"it nests deeper than {MAX_DEPTH} levels (endless recursion? give the function a base case)"
-            )
-        if time.monotonic() > self.deadline:
-            raise _LimitExceeded(f"it ran longer than {self.timeout:g} s (endless loop?)")
-
-    def exit(self, expr: Any, input: Any, env: Any, result: Any) -> None:
-        self.depth -= 1
-        if isinstance(result, str):
-            if len(result) > MAX_STRING:
-                raise _LimitExceeded(f"it built a string longer than {MAX_STRING:,} characters")
-        elif isinstance(result, list) and not isinstance(result, Utils.RangeList) and len(result) > MAX_LIST:
-            raise _LimitExceeded(f"it built an array of more than {MAX_LIST:,} items")
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -305,6 +327,8 @@ def _compile(expression: str) -> Jsonata:
         raise ExpressionError(f"cannot parse expression {_quote(expression)}: {_describe(error)}") from None
     except RecursionError:
         raise ExpressionError(f"cannot parse expression {_quote(expression)}: it nests too deeply") from None
+    except RegexUnsupported as error:
+        raise ExpressionError(f"cannot use the regular expression in {_quote(expression)}: {error}") from None
     # ctx holds JSON data already (the engine guarantees it); skipping jsonata's walk
     # over the whole context on every evaluation keeps simple paths cheap.
     compiled.set_validate_input(False)
@@ -312,7 +336,7 @@ def _compile(expression: str) -> Jsonata:
     return compiled
 
 
-def _evaluate(compiled: Jsonata, ctx: dict[str, Any], bounds: _Bounds) -> Any:
+def _evaluate(compiled: Jsonata, ctx: dict[str, Any], bounds: Bounds) -> Any:
     # jsonata keeps per-evaluation state (input, environment, timestamp for $now) on the
     # instance that is "current" for the thread; a shallow copy per call keeps cached
     # instances safe across threads and makes $now() the time of this evaluation.
@@ -320,7 +344,7 @@ def _evaluate(compiled: Jsonata, ctx: dict[str, Any], bounds: _Bounds) -> Any:
     Jsonata.CURRENT.jsonata = instance
     try:
         result = instance.evaluate(ctx, bounds.bindings)
-    except _LimitExceeded as error:
+    except LimitExceeded as error:
         raise ExpressionError(f"expression {_quote(compiled)} was stopped: {error}") from None
     except jsonata.JException as error:
         raise ExpressionError(f"expression {_quote(compiled)} failed: {_describe(error)}") from None

@@ -1,0 +1,214 @@
+"""Bounds on what one JSONata evaluation may build, enforced inside jsonata's built-ins.
+
+jsonata calls flowdeck's hooks around every node it evaluates (`Bounds` below), but
+not inside a built-in function: `$pad("", 1000000000)` built a 1 GB string in 5.4 s before
+any hook ran, and the library's `$replace` with a literal pattern copies the rest of the
+text for every match (quadratic). The built-ins that can build more than their arguments
+hold are therefore replaced here, in jsonata's shared function frame (so `$eval` gets them
+too), by versions that check the size of the result BEFORE building it and that run in
+time linear in their input.
+
+    MAX_STRING   1,000,000 characters in any string an expression builds
+    MAX_LIST     1,000,000 items in any array
+    MAX_RANGE      100,000 items of one `[a..b]`
+    MAX_STEPS    1,000,000 evaluated nodes in one render/evaluate call (a budget that does
+                           not depend on the machine's speed, next to the time limit)
+    MAX_DEPTH        1,000 nested evaluations (~300 levels of a recursive function), well
+                           inside Python's recursion limit
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jsonata
+from jsonata.functions import Functions
+from jsonata.jsonata import Jsonata
+from jsonata.utils import Utils
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_LIST",
+    "MAX_RANGE",
+    "MAX_STEPS",
+    "MAX_STRING",
+    "Bounds",
+    "LimitExceeded",
+    "install_bounded_functions",
+]
+
+MAX_DEPTH = 1000
+MAX_STRING = 1_000_000
+MAX_LIST = 1_000_000
+MAX_RANGE = 100_000
+MAX_STEPS = 1_000_000
+
+
+class LimitExceeded(Exception):
+    """Raised from inside jsonata's evaluation when a bound is crossed."""
+
+
+class Bounds:
+    """Deadline, step budget, depth and size limits for one render/evaluate call.
+
+    jsonata calls `entry`/`exit` around every node it evaluates (its Timebox hook); the
+    library's own Timebox starts its clock when an expression is compiled, which does
+    not work with a cache, so the clock lives here and starts per call. `yielding`: hand
+    the GIL over now and then, so an evaluation on a worker thread never keeps the event
+    loop waiting for it.
+    """
+
+    __slots__ = ("timeout", "deadline", "depth", "steps", "bindings", "yielding")
+
+    def __init__(self, timeout: float, *, yielding: bool = False) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.yielding = yielding
+        self.depth = 0
+        self.steps = 0
+        self.bindings = {"__evaluate_entry": self.entry, "__evaluate_exit": self.exit}
+
+    def entry(self, expr: Any, input: Any, env: Any) -> None:
+        self.depth += 1
+        self.steps += 1
+        if self.depth > MAX_DEPTH:
+            raise LimitExceeded(
+                f"it nests deeper than {MAX_DEPTH} levels (endless recursion? give the function a base case)"
+            )
+        if self.steps > MAX_STEPS:
+            raise LimitExceeded(f"it evaluated more than {MAX_STEPS:,} steps (endless loop?)")
+        if time.monotonic() > self.deadline:
+            raise LimitExceeded(f"it ran longer than {self.timeout:g} s (endless loop?)")
+        if self.yielding and self.steps % 64 == 0:
+            time.sleep(0)  # releases the GIL: the event loop thread runs at once if it waits
+
+    def exit(self, expr: Any, input: Any, env: Any, result: Any) -> None:
+        self.depth -= 1
+        if isinstance(result, str):
+            if len(result) > MAX_STRING:
+                raise LimitExceeded(f"it built a string longer than {MAX_STRING:,} characters")
+        elif isinstance(result, list) and not isinstance(result, Utils.RangeList) and len(result) > MAX_LIST:
+            raise LimitExceeded(f"it built an array of more than {MAX_LIST:,} items")
+
+
+def _too_long(what: str, size: int) -> LimitExceeded:
+    return LimitExceeded(f"{what} would build a string of {size:,} characters, more than {MAX_STRING:,}")
+
+
+def _number(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return int(value)
+    except (OverflowError, ValueError):  # inf, nan: jsonata treats them as no padding
+        return None
+
+
+class _Bounded:
+    """Drop-in implementations of the built-ins that can build large results."""
+
+    @staticmethod
+    def pad(string: Any, width: Any, char: Any) -> Any:
+        size = _number(width)
+        if isinstance(string, str) and size is not None and abs(size) > MAX_STRING:
+            raise _too_long(f"$pad to width {size:,}", abs(size))
+        return Functions.pad(string, width, char)
+
+    @staticmethod
+    def join(strs: Any, separator: Any) -> Any:
+        if isinstance(strs, list) and strs:
+            sep = separator if isinstance(separator, str) else ""
+            size = sum(len(item) for item in strs if isinstance(item, str)) + len(sep) * (len(strs) - 1)
+            if size > MAX_STRING:
+                raise _too_long("$join", size)
+        return Functions.join(strs, separator)
+
+    @staticmethod
+    def replace(string: Any, pattern: Any, replacement: Any, limit: Any) -> Any:
+        if (
+            callable(replacement)
+            or not isinstance(string, str)
+            or not isinstance(pattern, (str,))
+            and not (Functions.is_regex(pattern))
+        ):
+            return Functions.replace(string, pattern, replacement, limit)
+        if isinstance(pattern, str) and not pattern:
+            raise jsonata.JException("Second argument of replace function cannot be an empty string", 0)
+        if limit is not None and limit < 0:
+            raise jsonata.JException("Fourth argument of replace function must evaluate to a positive number", 0)
+        template = str(replacement)
+        parts: list[str] = []
+        size = 0
+        position = 0
+        for count, (start, end, groups) in enumerate(_matches(string, pattern)):
+            if limit is not None and count >= limit:
+                break
+            piece = string[position:start] + _expand(template, string[start:end], groups)
+            size += len(piece)
+            if size > MAX_STRING:
+                raise _too_long("$replace", size)
+            parts.append(piece)
+            position = end
+        parts.append(string[position:])
+        if size + len(string) - position > MAX_STRING:
+            raise _too_long("$replace", size + len(string) - position)
+        return "".join(parts)
+
+
+def _matches(string: str, pattern: Any) -> Any:
+    """(start, end, groups) of each match, left to right, in linear time."""
+    if isinstance(pattern, str):
+        position = string.find(pattern)
+        while position >= 0:
+            yield position, position + len(pattern), ()
+            position = string.find(pattern, position + len(pattern))
+        return
+    for match in pattern.finditer(string):
+        if match.end() == match.start():
+            raise jsonata.JException("D1004", -1)  # JSONata's "matches an empty string"
+        yield match.start(), match.end(), match.groups()
+
+
+def _expand(template: str, whole: str, groups: tuple[Any, ...]) -> str:
+    """JSONata's replacement text: `$0` the match, `$N` a group, `$$` a dollar."""
+    if "$" not in template:
+        return template
+    parts: list[str] = []
+    position = 0
+    digits = len(str(len(groups)))
+    while position < len(template):
+        index = template.find("$", position)
+        if index < 0:
+            parts.append(template[position:])
+            break
+        parts.append(template[position:index])
+        position = index + 1
+        following = template[position : position + 1]
+        if following == "$":
+            parts.append("$")
+            position += 1
+        elif following == "0":
+            parts.append(whole)
+            position += 1
+        elif following.isdigit():
+            number = template[position : position + digits]
+            while number and not (number.isdigit() and 0 < int(number) <= len(groups)):
+                number = number[:-1]
+            if number:
+                parts.append(groups[int(number) - 1] or "")
+                position += len(number)
+            else:
+                parts.append("$")
+        else:
+            parts.append("$")
+    return "".join(parts)
+
+
+_SIGNATURES = {"pad": "<s-ns?:s>", "join": "<a<s>s?:s>", "replace": "<s-(sf)(sf)n?:s>"}
+
+
+def install_bounded_functions() -> None:
+    """Rebind $pad, $join and $replace in jsonata's static frame (idempotent)."""
+    for name, signature in _SIGNATURES.items():
+        Jsonata.static_frame.bind(name, Jsonata.function(name, signature, _Bounded, name))
