@@ -189,7 +189,7 @@ def test_the_examples_load(monkeypatch):
 
 def test_the_directory_comes_from_the_environment(tmp_path, monkeypatch):
     version_file(tmp_path, "from_env", 1, "live")
-    write(tmp_path, "deeper/still/other.yml", "id: other\nversion: 1\nsteps: []\n")
+    write(tmp_path, "deeper/still/other.yml", "id: other\nversion: 1\nsteps: [{id: done, type: output}]\n")
     monkeypatch.setenv("FLOWDECK_DEFINITIONS", str(tmp_path))
     assert sorted(load_catalog().workflows()) == ["from_env", "other"]
 
@@ -241,12 +241,13 @@ steps:
           - {id: until, type: wait, until: "input.at"}
     default:
       - {id: act, type: action, uses: "json:dumps", with: {obj: "{{ input }}"}}
-  - {id: call, type: workflow, workflow_id: full, version: 3, input: {id: 1}}
+  - {id: call, type: workflow, workflow_id: helper, version: 1, input: {id: 1}}
 """
 
 
 def test_the_model_has_defaults_seconds_and_sources(tmp_path):
     write(tmp_path, "full.yaml", FULL)
+    write(tmp_path, "helper.yaml", "id: helper\nversion: 1\nstatus: published\nsteps: [{id: done, type: output}]\n")
     loaded = load_catalog(tmp_path)
     assert [p for p in loaded.problems if p.is_error] == []
     definition = loaded.resolve("full", 3, allow_draft=False)
@@ -270,7 +271,7 @@ def test_the_model_has_defaults_seconds_and_sources(tmp_path):
     assert route.branches[0].source.line == 23
     (act,) = route.default
     assert isinstance(act, ActionStep) and act.with_ == {"obj": "{{ input }}"} and act.uses == "json:dumps"
-    assert isinstance(call, WorkflowCallStep) and call.version == 3 and call.input == {"id": 1}
+    assert isinstance(call, WorkflowCallStep) and call.version == 1 and call.input == {"id": 1}
     assert [step.id for step in definition.all_steps()] == [
         "fetch",
         "compute",

@@ -580,7 +580,7 @@ def test_cron_timezone_and_trigger_input():
           - {type: schedule, cron: "61 * * * *", timezone: Europe/Paris, input: {email: a@b.c}}
           - {type: schedule, cron: "0 9 * * 1-5", timezone: Mars/Olympus}
           - {type: webhook, cron: "0 9 * * *"}
-        steps: []
+        steps: [{id: done, type: output}]
     """)
     assert found == [
         "wf.yaml:7:28: error: trigger 1 has an invalid cron expression '61 * * * *'; use five "
@@ -604,7 +604,7 @@ def test_input_must_be_a_valid_json_schema():
           properties:
             email: {type: strin}
           required: email
-        steps: []
+        steps: [{id: done, type: output}]
     """) == [
         "wf.yaml:6:19: error: the input schema is not a valid JSON Schema at properties/email/type: "
         "'strin' is not valid under any of the given schemas",

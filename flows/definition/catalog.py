@@ -46,7 +46,7 @@ from flowdeck.definition.validation import (  # validate_paths: re-exported for 
     describe_versions,
     validate_paths,
 )
-from flowdeck.definition.yaml_source import DataPath
+from flowdeck.definition.yaml_source import DataPath, Position
 from flowdeck.errors import NotRunnable, UnknownVersion, UnknownWorkflow
 
 __all__ = [
@@ -208,11 +208,16 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         )
         return catalog
     for checked in check_paths([root]):
-        catalog.problems.extend(checked.problems)
         definition = None
         if not checked.has_errors:
-            definition = build_definition(checked)
-            catalog.definitions.append(definition)
+            try:
+                definition = build_definition(checked)
+            except (ValueError, OverflowError, RecursionError) as error:  # one broken file never hides the others
+                message = f"flowdeck cannot load this file ({type(error).__name__}: {error})"
+                checked.add("error", Position(1, 1), message)
+            else:
+                catalog.definitions.append(definition)
+        catalog.problems.extend(checked.problems)
         catalog.files.append(_file_entry(checked, definition))
     catalog.problems.sort(key=Problem.sort_key)
     return catalog

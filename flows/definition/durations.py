@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 __all__ = [
+    "MAX_DURATION_SECONDS",
+    "DurationTooLong",
     "DURATION_PATTERN",
     "DURATION_HINT",
     "WAIT_UNITS",
@@ -21,6 +23,23 @@ __all__ = [
 
 DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$"
 DURATION_HINT = "a duration such as 500ms, 90s, 15m, 2h, 1d, or a whole number of seconds"
+
+# No duration of a workflow (timeout, wait, retry delay) may be longer than a year: longer
+# ones are mistakes, and `99999999999999999999d` overflowed datetime arithmetic at run time.
+MAX_DURATION_SECONDS = 366 * 86400
+
+
+class DurationTooLong(ValueError):
+    """A well-formed duration over MAX_DURATION_SECONDS."""
+
+
+def _bounded(seconds: float, value: Any) -> float:
+    if not seconds <= MAX_DURATION_SECONDS:  # `not <=` catches inf and nan too
+        raise DurationTooLong(
+            f"duration {value!r} is longer than {MAX_DURATION_SECONDS // 86400} days, the longest flowdeck accepts"
+        )
+    return seconds
+
 
 _SUFFIX_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(DURATION_PATTERN)
@@ -36,13 +55,13 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"duration {value} is negative; expected {DURATION_HINT}")
-        return float(value)
+        return _bounded(float(value), value)
     if isinstance(value, str):
         text = value.strip()
         match = _DURATION.match(text)
         if match:
             suffix = match.group(2)
-            return float(text[: -len(suffix)]) * _SUFFIX_SECONDS[suffix]
+            return _bounded(float(text[: -len(suffix)]) * _SUFFIX_SECONDS[suffix], value)
     raise ValueError(f"{value!r} is not a duration; expected {DURATION_HINT}")
 
 
@@ -59,7 +78,7 @@ def wait_duration_seconds(value: Any) -> float:
             raise ValueError(f"unknown unit {unit!r}; use one of {', '.join(WAIT_UNITS)}")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
             raise ValueError(f"wait value {amount!r} must be a number >= 0")
-        return float(amount) * WAIT_UNITS[unit]
+        return _bounded(float(amount) * WAIT_UNITS[unit], value)
     return parse_duration(value)
 
 

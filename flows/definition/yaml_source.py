@@ -22,6 +22,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from flowdeck.definition.yaml_bounds import YamlBoundError, check_bounds
+
 __all__ = [
     "DataPath",
     "DuplicateKey",
@@ -109,7 +111,14 @@ def _new_yaml() -> YAML:
 
 
 def parse_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document; raises YamlSyntaxError with the position of the problem."""
+    """Parse one YAML document; raises YamlSyntaxError with the position of the problem.
+
+    The bounds of `yaml_bounds` (size, depth, expanded aliases, number length) are checked
+    first, so no file can exhaust the loader."""
+    try:
+        check_bounds(text)
+    except YamlBoundError as error:
+        raise YamlSyntaxError(error.message, Position(error.line, error.col)) from None
     yaml = _new_yaml()
     try:
         loaded = yaml.load(text)

@@ -8,6 +8,7 @@ from typing import Any
 from flowdeck.definition.validation.places import _did_you_mean
 from flowdeck.definition.validation.report import CheckedFile
 from flowdeck.definition.validation.walk import _CheckerBase
+from flowdeck.definition.yaml_source import DataPath
 
 
 def check_across_files(files: list[CheckedFile]) -> None:
@@ -23,6 +24,7 @@ def check_across_files(files: list[CheckedFile]) -> None:
     for item in files:
         if item.document is not None and isinstance(item.data, dict):
             _check_workflow_calls(item, by_id)
+    _check_call_cycles(files, by_id)
 
 
 def _check_versions_unique(workflow_id: str, group: list[CheckedFile]) -> None:
@@ -71,8 +73,6 @@ def _check_workflow_calls(item: CheckedFile, by_id: dict[str, list[CheckedFile]]
             continue
         path = step.path + ("workflow_id",)
         label = step.label
-        if called == item.workflow_id:
-            item.add("warning", item.at(path), f"{label} calls its own workflow: make sure the recursion ends")
         group = by_id.get(called)
         if not group:
             hint = _did_you_mean(called, list(by_id))
@@ -109,3 +109,72 @@ def _check_workflow_calls(item: CheckedFile, by_id: dict[str, list[CheckedFile]]
                     f"{label} calls draft version {version} of '{called}'; drafts may change "
                     f"and run only when pinned from the CLI or TUI",
                 )
+
+
+# ----------------------------------------------------------------------------- call cycles
+
+
+def _called_file(by_id: dict[str, list[CheckedFile]], called: str, version: Any) -> CheckedFile | None:
+    """The file a call runs, as Catalog.resolve picks it ("latest": live, else highest published)."""
+    group = by_id.get(called) or []
+    if version == "latest":
+        live = [each for each in group if each.status == "live" and each.version is not None]
+        published = [each for each in group if each.status == "published" and each.version is not None]
+        chosen = live or published
+        return max(chosen, key=lambda each: each.version or 0) if chosen else None
+    if isinstance(version, int) and not isinstance(version, bool):
+        return next((each for each in group if each.version == version), None)
+    return None
+
+
+def _check_call_cycles(files: list[CheckedFile], by_id: dict[str, list[CheckedFile]]) -> None:
+    """A workflow that calls itself, directly or through others, never ends (an execution
+    recursed into a RecursionError, and a worker retried it forever): each call that closes
+    a cycle is an error naming the whole cycle."""
+    calls: dict[str, list[tuple[DataPath, CheckedFile]]] = {}
+    for item in files:
+        if item.document is None or not isinstance(item.data, dict):
+            continue
+        for step in _CheckerBase(item).steps:
+            called = step.data.get("workflow_id") if step.type == "workflow" else None
+            if not isinstance(called, str):
+                continue
+            target = _called_file(by_id, called, step.data.get("version", "latest"))
+            if target is not None:
+                calls.setdefault(item.path, []).append((step.path + ("workflow_id",), target))
+    by_path = {item.path: item for item in files}
+    for item in files:
+        for path, target in calls.get(item.path, []):
+            trail = _path_back(target.path, item.path, calls)
+            if trail is None:
+                continue
+            names = " -> ".join(_name(by_path[each]) for each in [item.path, *trail])
+            what = "calls its own workflow" if target.path == item.path else "closes a cycle of workflow calls"
+            item.add(
+                "error",
+                item.at(path),
+                f"this step {what}: {names}; a workflow may not call itself, directly or through others "
+                "(the execution would never end): repeat work with a condition or a new execution instead",
+            )
+
+
+def _path_back(start: str, goal: str, calls: dict[str, list[tuple[DataPath, CheckedFile]]]) -> list[str] | None:
+    """The files from `start` to `goal` along calls (breadth first, so the shortest), or None."""
+    previous: dict[str, str | None] = {start: None}
+    queue = [start]
+    while queue:
+        current = queue.pop(0)
+        if current == goal:
+            trail = [current]
+            while (before := previous[trail[-1]]) is not None:
+                trail.append(before)
+            return trail[::-1]
+        for _, target in calls.get(current, []):
+            if target.path not in previous:
+                previous[target.path] = current
+                queue.append(target.path)
+    return None
+
+
+def _name(item: CheckedFile) -> str:
+    return f"{item.workflow_id} v{item.version}"

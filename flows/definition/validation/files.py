@@ -78,7 +78,14 @@ def _check_file(path: Path) -> CheckedFile:
         item = CheckedFile(str(path), "", None)
         item.add("error", Position(1, 1), f"cannot read the file: {error.strerror or error}")
         return item
-    return check_text(text, str(path))
+    try:
+        return check_text(text, str(path))
+    except (RecursionError, MemoryError, ValueError, OverflowError) as error:
+        # The bounds of yaml_bounds should make this unreachable; if a file still finds a
+        # way, it is reported as broken and every other file of the directory still loads.
+        item = CheckedFile(str(path), text, None)
+        item.add("error", Position(1, 1), f"flowdeck cannot check this file ({type(error).__name__}); simplify it")
+        return item
 
 
 def check_text(text: str, path: str) -> CheckedFile:

@@ -18,6 +18,7 @@ class _FileChecker(_ReferenceChecks, _CodeChecks, _TimingChecks):
             self._check_step(step)
         self._check_unreachable(self.data.get("steps"), ("steps",))
         self._check_input_schema_and_triggers()
+        self._check_duration_bounds()
 
     def _check_step(self, step: _StepInfo) -> None:
         if step.type == "code":

@@ -8,9 +8,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 
-from flowdeck.definition.durations import format_seconds, parse_duration, wait_duration_seconds
+from flowdeck.definition import input_schema
+from flowdeck.definition.durations import DurationTooLong, format_seconds, parse_duration, wait_duration_seconds
 from flowdeck.definition.model import DEFAULT_SYNC_TIMEOUT, DEFAULT_TIMEOUT
 from flowdeck.definition.validation.places import _last_index
 from flowdeck.definition.validation.walk import _CheckerBase, _StepInfo
@@ -18,6 +19,26 @@ from flowdeck.definition.yaml_source import DataPath
 
 
 class _TimingChecks(_CheckerBase):
+    def _check_duration_bounds(self) -> None:
+        """Every duration within MAX_DURATION_SECONDS (the schema checks their form only)."""
+        places: list[tuple[DataPath, Any]] = [
+            ((key,), self.data[key]) for key in ("timeout", "sync_timeout") if key in self.data
+        ]
+        retries = self.data.get("retries")
+        if isinstance(retries, dict) and "delay" in retries:
+            places.append((("retries", "delay"), retries["delay"]))
+        for step in self.steps:
+            for key in ("timeout", "duration"):
+                if key in step.data:
+                    places.append((step.path + (key,), step.data[key]))
+        for path, value in places:
+            try:
+                (wait_duration_seconds if path[-1] == "duration" else parse_duration)(value)
+            except DurationTooLong as error:
+                self.error(path, f"{error}; write a shorter one")
+            except ValueError:
+                pass  # not a duration at all: the schema reports it
+
     def _check_wait(self, step: _StepInfo) -> None:
         if "duration" not in step.data:
             return
@@ -53,7 +74,7 @@ class _TimingChecks(_CheckerBase):
 
     def _check_input_schema_and_triggers(self) -> None:
         schema = self.data.get("input")
-        input_validator = None
+        input_validator: Any = None
         if isinstance(schema, dict):
             meta = _meta_schema_validator()
             schema_errors = list(meta.iter_errors(schema))
@@ -63,16 +84,17 @@ class _TimingChecks(_CheckerBase):
                     ("input",) + tuple(error.absolute_path),
                     f"the input schema is not a valid JSON Schema{' at ' + where if where else ''}: {error.message}",
                 )
-            if not schema_errors:
-                input_validator = Draft202012Validator(schema, format_checker=FormatChecker())
+            refused = [] if schema_errors else input_schema.input_schema_problems(schema)
+            for where_in_schema, message in refused:
+                self.error(("input",) + where_in_schema, f"the input schema: {message}")
+            if not schema_errors and not refused:
+                input_validator = input_schema.input_validator(schema)
         triggers = self.data.get("triggers")
         for index, trigger in enumerate(triggers if isinstance(triggers, list) else []):
             if isinstance(trigger, dict):
                 self._check_trigger(trigger, ("triggers", index), input_validator)
 
-    def _check_trigger(
-        self, trigger: dict[str, Any], path: DataPath, input_validator: Draft202012Validator | None
-    ) -> None:
+    def _check_trigger(self, trigger: dict[str, Any], path: DataPath, input_validator: Any) -> None:
         label = f"trigger {_last_index(path) + 1}"
         cron = trigger.get("cron")
         if isinstance(cron, str) and cron.strip() and not _cron_is_valid(cron):
@@ -102,7 +124,15 @@ def _meta_schema_validator() -> Draft202012Validator:
     return Draft202012Validator(Draft202012Validator.META_SCHEMA)
 
 
+# Prefect (croniter) also takes a sixth field, seconds: `* * * * * *` ran every second.
+# The schema's pattern refuses any other number of fields (and reports it); this check
+# then leaves such an expression alone instead of reporting it twice.
+CRON_FIELDS = 5
+
+
 def _cron_is_valid(cron: str) -> bool:
+    if len(cron.split()) != CRON_FIELDS:
+        return True  # the schema reports it
     try:
         return bool(croniter.is_valid(cron))
     except Exception:  # croniter raises assorted errors for odd input; any means invalid
