@@ -213,7 +213,11 @@ def test_promote_to_live_demotes_the_live_version_and_keeps_everything_else(work
     before = {path: path.read_text() for path in (v2, v3)}
     code, stdout, _ = flowdeck("promote", "score_lead", "3", "--to", "live", "-d", str(workspace))
     assert code == 0, stdout
-    assert stdout.splitlines() == [f"score_lead v3: draft -> live ({v3})", f"score_lead v2: live -> published ({v2})"]
+    assert stdout.splitlines() == [
+        f"score_lead v3: draft -> live ({v3})",
+        f"score_lead v2: live -> published ({v2})",
+        f"{workspace / 'versions.lock'}: recorded 2 frozen version(s)",  # both are frozen from now on
+    ]
     assert v3.read_text() == before[v3].replace('status: "draft"   # being edited', "status: live   # being edited")
     assert v2.read_text() == before[v2].replace("status: live", "status: published")
     assert flowdeck("validate", str(workspace))[0] == 0

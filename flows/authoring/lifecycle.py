@@ -20,6 +20,7 @@ from pathlib import Path
 
 from flowdeck.definition.catalog import Catalog, DefinitionFile
 from flowdeck.definition.validation import describe_versions
+from flowdeck.definition.validation.frozen import FROZEN_STATUSES, VersionLock, fingerprint, lock_for
 from flowdeck.definition.yaml_source import parse_yaml
 from flowdeck.errors import ConfigurationError, NotRunnable, UnknownVersion, UnknownWorkflow
 
@@ -141,7 +142,36 @@ def promote(catalog: Catalog, workflow_id: str, version: int, to: str) -> list[C
                         f"{workflow_id} v{other.version}: live -> published ({other.path})",
                     )
                 )
-    return changes
+    return [*changes, *_lock_changes(catalog, changes)]
+
+
+def freeze(catalog: Catalog) -> list[Change]:
+    """Record every published and live version that `versions.lock` does not hold yet."""
+    files = [each for each in catalog.files if each.status in FROZEN_STATUSES and not each.has_errors]
+    return _lock_changes(catalog, [Change(each.path, _read(each), "") for each in files])
+
+
+def _lock_changes(catalog: Catalog, changes: list[Change]) -> list[Change]:
+    """The `versions.lock` edits that record the frozen versions among `changes` (their new
+    text): one change per lock file, none where every entry is already there."""
+    additions: dict[Path, list[tuple[object, object, str]]] = {}
+    for change in changes:
+        data = parse_yaml(change.text).data
+        if not isinstance(data, dict) or data.get("status") not in FROZEN_STATUSES:
+            continue
+        path = lock_for(change.path, root=catalog.directory or None)
+        additions.setdefault(path, []).append((data.get("id"), data.get("version"), fingerprint(data)))
+    planned = []
+    for path, items in additions.items():
+        lock = VersionLock.read(path)
+        if lock.problem is not None:
+            raise ConfigurationError(f"{path}: {lock.problem}; restore it from version control")
+        updated = lock.with_entries(items)
+        if updated.entries != lock.entries:
+            added = len(updated.entries) - len(lock.entries)
+            shown = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+            planned.append(Change(shown, updated.text(), f"{shown}: recorded {added} frozen version(s)"))
+    return planned
 
 
 def write(changes: list[Change]) -> None:

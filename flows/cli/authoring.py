@@ -211,6 +211,21 @@ def promote(
     _apply(lambda catalog: promotion(catalog, workflow_id, version, to), definitions)
 
 
+def freeze(definitions: Path | None = DefinitionsOption) -> None:
+    """Record every published and live version in versions.lock (validate then refuses changes to them)."""
+    from flowdeck.authoring.lifecycle import freeze as freezing
+
+    planned: list[Change] = []
+
+    def plan(catalog: Catalog) -> list[Change]:
+        planned.extend(freezing(catalog))
+        return planned
+
+    _apply(plan, definitions)
+    if not planned:
+        out.print("every published and live version is already recorded in versions.lock", highlight=False)
+
+
 def _apply(plan: Callable[[Catalog], list[Change]], definitions: Path | None) -> None:
     """Plan the edits on the catalog, write them all, print what changed; refusals exit 2."""
     from flowdeck.authoring.lifecycle import write
@@ -237,6 +252,7 @@ def register(app: typer.Typer) -> None:
     version_app.command("new")(version_new)
     app.add_typer(version_app, name="version")
     app.command("promote")(promote)
+    app.command("freeze")(freeze)
 
 
-__all__ = ["register", "run_tests", "graph", "eval_expression", "new_workflow", "version_new", "promote"]
+__all__ = ["register", "run_tests", "graph", "eval_expression", "new_workflow", "version_new", "promote", "freeze"]

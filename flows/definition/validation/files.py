@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from flowdeck.definition.validation.across_files import check_across_files
+from flowdeck.definition.validation.frozen import check_frozen
 from flowdeck.definition.validation.in_file import _FileChecker
 from flowdeck.definition.validation.places import _describe, _json_kind
 from flowdeck.definition.validation.report import DEFINITION_SUFFIXES, CheckedFile, Problem
@@ -46,6 +47,7 @@ def check_paths(paths: Iterable[str | Path]) -> list[CheckedFile]:
     """Validate every definition under `paths`, each file alone and then as one set."""
     checked = [_check_file(path) for path in find_definition_files(paths)]
     check_across_files(checked)
+    check_frozen(checked)
     for item in checked:
         item.problems.sort(key=Problem.sort_key)
     return checked
