@@ -1,21 +1,39 @@
-"""Request body size limits (413 before a handler sees the body).
+"""Request body limits, checked before a handler sees the body.
 
-    MAX_BODY_BYTES        1 MiB   every endpoint but the batch
+    MAX_BODY_BYTES        1 MiB   every endpoint but the batch                        413
     MAX_BATCH_BODY_BYTES  16 MiB  POST /workflow/workflow-executions/batch (1,000 inputs)
 
 Both `Content-Length` and chunked bodies are held to the limit: the body is read here (up
 to the limit) and replayed to the app, so nothing is parsed or started for an oversized one.
+
+A JSON body is then parsed strictly with the input bounds of `flowdeck.runtime.input_bounds`
+(what Prefect can store): not UTF-8, not JSON, NaN/Infinity, a number out of range -> 400
+`malformed_json`; nesting deeper than MAX_JSON_DEPTH or a lone surrogate -> 422
+`invalid_request` naming the field; `input_data`, an item of a batch's `inputs` or a webhook
+body over its size bound -> 413 `input_too_large`. So such a request never starts anything.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowdeck.api.errors import error_response
+from flowdeck.runtime.input_bounds import (
+    MAX_WEBHOOK_BYTES,
+    InputTooLarge,
+    JsonRefused,
+    check_size,
+    check_value,
+    parse_strict,
+)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024
 BATCH_PATH = "/workflow/workflow-executions/batch"
+HOOKS_PREFIX = "/workflow/hooks/"
+BODY_DEPTH = 2  # levels of a request body around an input: {"inputs": [ <input> ]}
 
 
 def limit_for(path: str) -> int:
@@ -59,6 +77,10 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        refused = _refusal(scope, body)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -69,6 +91,45 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _refusal(scope: Scope, body: bytes):  # type: ignore[no-untyped-def]
+    """The error answer for a JSON body outside the input bounds, else None."""
+    path = scope["path"]
+    hook = path.startswith(HOOKS_PREFIX)
+    content_type = next((value for name, value in scope.get("headers", ()) if name == b"content-type"), b"")
+    if not body.strip() or not (hook or not content_type or b"json" in content_type):
+        return None  # FastAPI answers a body that is not JSON (422: send it as JSON)
+    try:
+        if hook:
+            check_size(parse_strict(body, "the webhook body"), "the webhook body", MAX_WEBHOOK_BYTES)
+        else:
+            _check_inputs(parse_strict(body, "the request body", extra_depth=BODY_DEPTH))
+    except InputTooLarge as error:
+        return error_response(413, "input_too_large", error.message, {"field": error.where, "limit_bytes": error.limit})
+    except JsonRefused as error:
+        if error.malformed:
+            return error_response(400, "malformed_json", error.message)
+        field = error.where or "(body)"
+        return error_response(
+            422,
+            "invalid_request",
+            f"the request is not valid: {error.message}",
+            [{"field": field, "message": error.message}],
+        )
+    return None
+
+
+def _check_inputs(body: Any) -> None:
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("input_data"), dict):
+        check_value(body["input_data"], "input_data")
+        check_size(body["input_data"], "input_data")
+    inputs = body.get("inputs")
+    for index, item in enumerate(inputs if isinstance(inputs, list) else []):
+        check_value(item, f"inputs[{index}]")
+        check_size(item, f"inputs[{index}]")
 
 
 __all__ = ["BodyLimit", "MAX_BATCH_BODY_BYTES", "MAX_BODY_BYTES", "limit_for"]

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
-
+from flowdeck.definition.input_schema import input_validator
 from flowdeck.definition.model import WorkflowDefinition
 from flowdeck.errors import InvalidInput, StepError
-
-
-@lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Draft202012Validator:
-    import json
-
-    return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
+from flowdeck.runtime.input_bounds import JsonRefused, check_size, check_value, parse_strict
 
 
 def input_problems(definition: WorkflowDefinition, input_data: Any) -> list[dict[str, str]]:
-    """Every way `input_data` breaks the schema, one entry per field."""
-    import json
+    """Every way `input_data` breaks the bounds (input_bounds) or the schema, one entry per field.
 
-    validator = _validator(json.dumps(definition.input_schema, sort_keys=True))
+    The bounds come first: a value over them never reaches the schema validator (a deep
+    value would recurse in it) nor Prefect.
+    """
+    try:
+        check_value(input_data, "")
+        check_size(input_data, "input_data")
+    except JsonRefused as refused:
+        return [{"field": refused.where or "(input)", "message": refused.message}]
+    validator = input_validator(definition.input_schema)
+    try:
+        errors = list(validator.iter_errors(input_data))
+    except RecursionError:  # validation refuses $ref loops; this is the last line of defence
+        return [{"field": "(input)", "message": "the input schema recurses without end; run `flowdeck validate`"}]
     problems = []
-    for error in sorted(validator.iter_errors(input_data), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
         path = ".".join(str(part) for part in error.absolute_path)
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
@@ -53,10 +55,12 @@ def parse_input(text: str | None, source: str = "--input") -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
+        value = parse_strict(text, source)
+        if isinstance(value, dict):
+            check_size(value, source)
+    except JsonRefused as error:
         raise InvalidInput(
-            f"{source} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+            error.message if error.message.startswith(source) else f"{source}: {error.message}"
         ) from None
     if not isinstance(value, dict):
         raise InvalidInput(f'{source} must be a JSON object like \'{{"customer_email": "a@b.c"}}\'')

@@ -16,6 +16,7 @@ for them; state writes after an answer can wait. Reads pass freely.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 from typing import Any
@@ -28,6 +29,8 @@ from prefect.states import to_state_create
 
 from flowdeck import settings
 from flowdeck.errors import PrefectUnavailable
+
+_log = logging.getLogger("flowdeck.store")
 
 RETRY_STATUSES = {429, 502, 503, 504}
 BUSY_BUDGET_SECONDS = 30.0  # keep retrying a busy server this long
@@ -223,10 +226,37 @@ class PrefectAPI:
         return FlowRun.model_validate(response.json())
 
     async def read_flow_runs(self, body: dict[str, Any]) -> list[FlowRun]:
+        """One page of flow runs. A page Prefect fails to serialise (it once stored a run whose
+        parameters it cannot encode, and then every filter answered 500) is narrowed by
+        halves until only the unreadable runs are left out, each logged: one bad run never
+        stops recovery or listing of the others."""
+        try:
+            return await self._read_flow_runs_page(body)
+        except PrefectUnavailable as error:
+            if not _is_server_error(error):
+                raise
+        return await self._read_flow_runs_narrowing(body, int(body.get("offset") or 0), int(body.get("limit") or 200))
+
+    async def _read_flow_runs_page(self, body: dict[str, Any]) -> list[FlowRun]:
         response = await self.request("POST", "/flow_runs/filter", json=body)
         if response.status_code >= 400:
             raise PrefectUnavailable(f"Prefect refused a flow-run query: {response.text[:300]}")
         return [FlowRun.model_validate(item) for item in response.json()]
+
+    async def _read_flow_runs_narrowing(self, body: dict[str, Any], offset: int, limit: int) -> list[FlowRun]:
+        try:
+            return await self._read_flow_runs_page({**body, "offset": offset, "limit": limit})
+        except PrefectUnavailable as error:
+            if not _is_server_error(error):
+                raise
+            if limit <= 1:
+                _log.warning("skipped flow run %d of a query: Prefect cannot serialise it (%s)", offset, error.message)
+                return []
+        half = limit // 2
+        first = await self._read_flow_runs_narrowing(body, offset, half)
+        if len(first) < half:
+            return first
+        return first + await self._read_flow_runs_narrowing(body, offset + half, limit - half)
 
     async def set_flow_run_state(
         self, flow_run_id: UUID, state: State[Any], *, force: bool = False
@@ -317,3 +347,7 @@ class PrefectAPI:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+def _is_server_error(error: PrefectUnavailable) -> bool:
+    """Prefect answered 500 (it failed the request), not: it cannot be reached."""
+    return " answered 500" in error.message

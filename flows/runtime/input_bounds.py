@@ -1,0 +1,166 @@
+"""Strict, bounded JSON for everything a caller sends: checked before anything reaches Prefect.
+
+Prefect stores an execution's input in the flow run's parameters. What Python's `json`
+accepts but Prefect cannot hold broke far more than the one request: input nested 900
+levels was stored, and then every `POST /flow_runs/filter` answered 500 (orjson, which
+Prefect serialises with, stops at 255 levels and at 64-bit integers), so recovery and
+listing failed for every execution. Hence, for input_data, webhook bodies and `--input`:
+
+    MAX_JSON_DEPTH        64 levels of objects and arrays in one input
+    MAX_INPUT_BYTES      256 KiB of one input as compact JSON (ASCII-escaped, the way Prefect
+                         measures it against its 512 KiB parameter limit: half of it, so the
+                         rest of the run's parameters always fit)
+    MAX_WEBHOOK_BYTES    128 KiB of a webhook body (stored twice: as trigger payload and input)
+    MAX_NUMBER_CHARS     100 characters of one number literal
+    integers             within 64 bits (-2**63 .. 2**64-1); larger ones as strings
+
+and strict JSON: `NaN`, `Infinity`, numbers that overflow to infinity (`1e999`), text that
+is not UTF-8, and lone surrogates (`"\\ud800"`, which no UTF-8 store can hold) are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_NUMBER_CHARS",
+    "MAX_WEBHOOK_BYTES",
+    "InputTooLarge",
+    "JsonRefused",
+    "check_size",
+    "check_value",
+    "encoded_size",
+    "parse_strict",
+]
+
+MAX_JSON_DEPTH = 64
+MAX_INPUT_BYTES = 256 * 1024
+MAX_WEBHOOK_BYTES = 128 * 1024
+MAX_NUMBER_CHARS = 100
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+class JsonRefused(ValueError):
+    """Not strict JSON (`malformed`: not JSON at all) or breaks a bound; `where` names the place."""
+
+    def __init__(self, message: str, where: str = "", *, malformed: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.malformed = malformed
+
+
+class InputTooLarge(JsonRefused):
+    """An input over MAX_INPUT_BYTES (or a webhook body over MAX_WEBHOOK_BYTES)."""
+
+    def __init__(self, message: str, where: str, limit: int) -> None:
+        super().__init__(message, where)
+        self.limit = limit
+
+
+def _constant(name: str) -> Any:
+    raise JsonRefused(f"{name} is not JSON; send numbers as finite numbers or as strings", malformed=True)
+
+
+def _number_text(text: str) -> None:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise JsonRefused(
+            f"a number of {len(text):,} characters is longer than {MAX_NUMBER_CHARS}; send it as a string",
+            malformed=True,
+        )
+
+
+def _parse_int(text: str) -> int:
+    _number_text(text)
+    value = int(text)
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise JsonRefused(f"the integer {text} does not fit in 64 bits; send it as a string", malformed=True)
+    return value
+
+
+def _parse_float(text: str) -> float:
+    _number_text(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonRefused(f"the number {text} is too large for a 64-bit float; send it as a string", malformed=True)
+    return value
+
+
+def parse_strict(raw: bytes | str, what: str = "the body", *, extra_depth: int = 0) -> Any:
+    """Parse `raw` as strict JSON within MAX_JSON_DEPTH (+ `extra_depth` levels of an
+    enclosing request body).
+
+    Raises JsonRefused with a message that says what is wrong and where.
+    """
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise JsonRefused(
+                f"{what} is not UTF-8 text (invalid byte at offset {error.start}); send JSON encoded as UTF-8",
+                malformed=True,
+            ) from None
+    else:
+        text = raw
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_int=_parse_int, parse_float=_parse_float)
+    except json.JSONDecodeError as error:
+        raise JsonRefused(
+            f"{what} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}", malformed=True
+        ) from None
+    except RecursionError:
+        raise JsonRefused(f"{what} nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays") from None
+    check_value(value, "", extra_depth=extra_depth)
+    return value
+
+
+def check_value(value: Any, where: str, *, extra_depth: int = 0) -> None:
+    """Depth and text of an already parsed value (iterative: any depth is safe to walk)."""
+    limit = MAX_JSON_DEPTH + extra_depth
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth + 1 > limit:
+                raise JsonRefused(f"{path or 'the value'} nests deeper than {MAX_JSON_DEPTH} levels", path)
+            for key, child in item.items():
+                _check_text(key, f"{path}.{key}" if path else str(key))
+                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(item, list):
+            if depth + 1 > limit:
+                raise JsonRefused(f"{path or 'the value'} nests deeper than {MAX_JSON_DEPTH} levels", path)
+            stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, str):
+            _check_text(item, path)
+
+
+def _check_text(text: str, path: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise JsonRefused(
+                f"{path or 'a string'} holds a lone surrogate (\\u{ord(text[error.start]):04x}), "
+                "which is not Unicode text",
+                path,
+            ) from None
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes of `value` as Prefect measures parameters: compact, ASCII-escaped JSON."""
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def check_size(value: Any, where: str, limit: int = MAX_INPUT_BYTES) -> None:
+    size = encoded_size(value)
+    if size > limit:
+        raise InputTooLarge(
+            f"{where} is {size:,} bytes as JSON, over the limit of {limit // 1024} KiB "
+            "(large data belongs in a store the workflow reads, not in the input)",
+            where,
+            limit,
+        )
