@@ -34,7 +34,7 @@ def run(
     try:
         if input_file is not None:
             try:
-                text = input_file.read_text()
+                text = input_file.read_bytes()  # parse_input says where it is not UTF-8
             except OSError as error:
                 raise fail(f"cannot read --input-file {input_file}: {error.strerror}") from None
             input_data = parse_input(text, f"--input-file {input_file}")

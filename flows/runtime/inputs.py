@@ -50,8 +50,9 @@ def validate_input(definition: WorkflowDefinition, input_data: Any, *, as_step: 
     raise InvalidInput(message, details=problems)
 
 
-def parse_input(text: str | None, source: str = "--input") -> dict[str, Any]:
-    """Input JSON from the command line, with a message that says what is wrong."""
+def parse_input(text: str | bytes | None, source: str = "--input") -> dict[str, Any]:
+    """Input JSON from the command line (text, or a file's bytes), within the bounds of
+    `input_bounds`, with a message that says what is wrong."""
     if text is None or not text.strip():
         return {}
     try:

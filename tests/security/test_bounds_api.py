@@ -196,6 +196,14 @@ def test_cli_input_has_the_same_bounds(tmp_path, given, expected):
         assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
 
 
+def test_cli_input_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "input.json").write_bytes(b'{"name": "\xff"}')
+    env = {"FLOWDECK_DEFINITIONS": str(DEFINITIONS)}
+    done = run_cli("run", "open_input", "--input-file", str(tmp_path / "input.json"), env=env, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "is not UTF-8 text (invalid byte at offset 10)" in done.stderr
+
+
 def test_a_run_prefect_cannot_serialise_does_not_stop_listing(bounds_api, prefect_api):
     """A run stored before these bounds (or by anyone who can reach Prefect): Prefect stores
     it but answers 500 (it cannot encode it back), and then every filter page holding it
