@@ -109,3 +109,14 @@ def api_tokens() -> list[str]:
 def api_batch_concurrency() -> int:
     """FLOWDECK_API_BATCH_CONCURRENCY: starts in flight at once for one batch request (4)."""
     return max(1, int(os.environ.get("FLOWDECK_API_BATCH_CONCURRENCY") or 4))
+
+
+def sandbox_bwrap() -> str:
+    """FLOWDECK_SANDBOX_BWRAP: the bubblewrap program code steps run under (`bwrap` on PATH)."""
+    return os.environ.get("FLOWDECK_SANDBOX_BWRAP") or "bwrap"
+
+
+def sandbox_cgroup_parent() -> str | None:
+    """FLOWDECK_SANDBOX_CGROUP: on a cgroup v2 host, a delegated cgroup (with the memory and
+    pids controllers) to create each code step's cgroup in; unset: the engine's own cgroup."""
+    return os.environ.get("FLOWDECK_SANDBOX_CGROUP") or None

@@ -42,6 +42,31 @@ os.environ["PREFECT_API_URL"] = prefect_server.local_api_url()
 pytest_plugins = ["support.api"]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Code steps refuse to run without bubblewrap (docs/security.md): as root on a Debian-like
+    host, install it once, as .ci/run does, saying so; elsewhere their tests show the refusal."""
+    import shutil
+    import subprocess
+
+    if shutil.which("bwrap") or os.environ.get("FLOWDECK_SANDBOX_BWRAP") or os.geteuid() != 0:
+        return
+    if not shutil.which("apt-get"):
+        return
+    say = session.config.pluginmanager.get_plugin("terminalreporter").write_line  # not captured
+    say("conftest: bubblewrap (the code-step sandbox) is missing: apt-get install -y bubblewrap")
+
+    def apt(*args: str) -> int:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        return subprocess.run(
+            ["apt-get", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        ).returncode
+
+    if apt("install", "-y", "-qq", "bubblewrap") != 0:
+        apt("update", "-qq")
+        apt("install", "-y", "-qq", "bubblewrap")
+    say(f"conftest: bubblewrap {'installed' if shutil.which('bwrap') else 'could NOT be installed'}")
+
+
 # Tests by cost. `pytest -m fast` runs the fast layer alone: no Prefect server, seconds.
 #   fast         uses none of SERVER_FIXTURES (nothing in it starts a Prefect server)
 #   integration  uses the suite's Prefect server (and the workers, API processes on it)

@@ -27,13 +27,13 @@ def run(source: str, ctx: dict | None = None, *, timeout: float = 5.0, memory_mb
 
 
 def _is_sandbox(pid: str) -> bool:
-    """A code-step sandbox (not, say, the Prefect server the suite started)."""
+    """A code-step sandbox's launcher (not, say, the Prefect server the suite started)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             argv = cmdline.read().split(b"\0")
     except OSError:
         return False
-    return argv[1:4] == [b"-I", b"-S", b"-B"]
+    return b"/flowdeck/child.py" in argv
 
 
 def _children() -> set[int]:
@@ -161,10 +161,10 @@ def test_engine_secrets_are_not_visible(monkeypatch):
     result = run(source)
     assert "FLOWDECK_SECRET_TOKEN" not in result["environ"]
     assert "s3cr3t-value" not in result["raw"]
-    assert set(result["environ"]) <= {"PATH", "LANG", "TMPDIR", "HOME", "LC_CTYPE"}
+    assert set(result["environ"]) <= {"PATH", "LANG", "TMPDIR", "HOME", "LC_CTYPE", "PWD"}
 
 
-def test_each_call_gets_a_fresh_working_directory_that_is_removed():
+def test_each_call_gets_a_fresh_private_temp_dir():
     source = """
     import os
     def run(ctx):
@@ -174,9 +174,8 @@ def test_each_call_gets_a_fresh_working_directory_that_is_removed():
         return {"cwd": os.getcwd(), "before": before}
     """
     first, second = run(source), run(source)
-    assert first["before"] == [] and second["before"] == []
-    assert first["cwd"] != second["cwd"]
-    assert not os.path.exists(first["cwd"])
+    assert first == second == {"cwd": "/tmp", "before": []}  # the first call's file is gone
+    assert not os.path.exists("/tmp/scratch.txt")  # and never reached the host's /tmp
 
 
 def test_prints_do_not_break_the_protocol_and_come_back_as_logs():

@@ -17,6 +17,11 @@ DEFAULT_SYNC_TIMEOUT = 60.0
 DEFAULT_TIMEOUT = 3600.0
 DEFAULT_HTTP_TIMEOUT = 30.0
 DEFAULT_CODE_TIMEOUT = 10.0
+# A code step holds a sandbox (a cgroup, a share of 2 cores) while it runs: bounded, and
+# the bounds are the schema's maxima (docs/security.md). Longer or bigger work is a service
+# called with an http step.
+MAX_CODE_TIMEOUT = 300.0
+MAX_CODE_MEMORY_MB = 2048
 
 
 @dataclass(frozen=True)

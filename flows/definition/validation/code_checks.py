@@ -1,17 +1,21 @@
 """In-file checks of code steps: the Python parses and defines `run(ctx)` as a plain
-function of one argument; syntax errors point at the line inside the YAML block."""
+function of one argument; syntax errors point at the line inside the YAML block; the
+timeout is within MAX_CODE_TIMEOUT (the schema bounds memory_mb itself)."""
 
 from __future__ import annotations
 
 import ast
 import warnings
 
+from flowdeck.definition.durations import format_seconds, parse_duration
+from flowdeck.definition.model import MAX_CODE_TIMEOUT
 from flowdeck.definition.validation.walk import _CheckerBase, _StepInfo
 from flowdeck.definition.yaml_source import DataPath, Position
 
 
 class _CodeChecks(_CheckerBase):
     def _check_code(self, step: _StepInfo) -> None:
+        self._check_code_timeout(step)
         code = step.data.get("code")
         if not isinstance(code, str) or not code.strip():
             return
@@ -50,6 +54,19 @@ class _CodeChecks(_CheckerBase):
         if isinstance(run, ast.FunctionDef) and not _accepts_one_argument(run.args):
             self._code_error(
                 path, run, f"run in {step.label} must take exactly one argument, the context: `def run(ctx):`"
+            )
+
+    def _check_code_timeout(self, step: _StepInfo) -> None:
+        try:
+            seconds = parse_duration(step.data["timeout"]) if "timeout" in step.data else 0.0
+        except ValueError:
+            return  # not a duration, or longer than any: reported by the schema or the duration bounds
+        if seconds > MAX_CODE_TIMEOUT:
+            self.error(
+                step.path + ("timeout",),
+                f"the timeout of {step.label} is {format_seconds(seconds)}, longer than the "
+                f"{format_seconds(MAX_CODE_TIMEOUT)} a code step may run; do longer work in a service "
+                "called by an http step",
             )
 
     def _code_error(self, path: DataPath, node: ast.AST, message: str) -> None:

@@ -136,6 +136,8 @@ def _translate(error: ValidationError, fallback: str | None, document: YamlDocum
         return [(position, f"{subject} must match {rule}{got}")]
     if kind in ("minimum", "exclusiveMinimum"):
         return [(position, f"{subject} must be at least {rule}{got}")]
+    if kind in ("maximum", "exclusiveMaximum"):
+        return [(position, f"{subject} must be at most {rule}{got}")]
     if kind == "minLength":
         return [(position, f"{subject} must not be empty")]
     if kind == "minItems":

@@ -5,10 +5,11 @@ site-packages, so it imports nothing of flowdeck (nor Prefect), only the standar
 Kept short and stdlib-only: it is the trusted part of the child, and it must start fast (a
 few sandboxes are started ahead of time and wait, idle, in `sys.stdin.buffer.read()`).
 
-The call is JSON `{code, ctx, memory_mb, cpu_seconds, file_bytes, log_chars}`; the reply,
+The call is JSON `{code, ctx, memory_mb, cpu_seconds, file_bytes, log_chars, result_bytes}`; the reply,
 written to a private copy of fd 1, is JSON `{"value": ...}` or `{"error": {type, message,
 line}}`, with `"logs"`: what the code printed. fd 1 itself is pointed at stderr, so prints
-from C code or subprocesses cannot corrupt the reply.
+from C code or subprocesses cannot corrupt the reply. A return value whose JSON is over
+`result_bytes` is refused here, where it costs the sandbox's memory, not the engine's.
 """
 
 # No `from __future__ import annotations` here: compile() passes the future flags of its
@@ -80,6 +81,7 @@ def main() -> None:
     logs = Logs(request["log_chars"])
     sys.stdout = sys.stderr = logs
     answer: dict[str, Any] = {}
+    value_text = None  # the return value's JSON, spliced into the reply as it is
     try:
         namespace: dict[str, Any] = {"__name__": "__flowdeck_code__"}
         exec(compile(code, USER_FILE, "exec"), namespace)
@@ -93,19 +95,27 @@ def main() -> None:
 
                 value = asyncio.run(value)
             try:
-                answer = {"value": json.loads(json.dumps(value, allow_nan=False))}
+                value_text = json.dumps(value, allow_nan=False)
             except (TypeError, ValueError, RecursionError) as error:
                 answer = {"error": {"type": "NotSerialisable", "message": f"{type(value).__name__}: {error}"}}
+            del value
+            if value_text is not None and len(value_text) > request["result_bytes"]:
+                size = len(value_text)
+                value_text = None
+                answer = {"error": {"type": "ResultTooLarge", "message": str(size)}}
     except SyntaxError as error:
         line = error.lineno if error.filename == USER_FILE else None
         answer = {"error": {"type": "SyntaxError", "message": str(error.msg), "line": line}}
     except BaseException as error:
+        value_text = None
         answer = {
             "error": {"type": type(error).__name__, "message": str(error), "line": where(code, error.__traceback__)}
         }
     answer["logs"] = logs.text()
     try:
         text = json.dumps(answer)
+        if value_text is not None:
+            text = '{"value": ' + value_text + ", " + text[1:]
     except MemoryError:
         text = json.dumps({"error": {"type": "MemoryError", "message": ""}})
     reply.write(text)

@@ -1,10 +1,11 @@
 """The code step: the user's `run(ctx)` in a throw-away Python process.
 
-The sandbox itself (a separate interpreter with no site-packages, an empty environment, its
-own session and resource limits; pooled, one call each) is `flowdeck.runtime.sandbox`: this
-module builds the call, sends it, and turns the reply, the exit status or the timeout into
-the step's result or a StepError a person can act on. Whatever the user prints (or writes to
-fd 1) cannot corrupt the reply: prints are returned as logs.
+The sandbox itself (bubblewrap namespaces, an unprivileged uid, a cgroup bounding the memory
+and processes of the whole tree, a separate interpreter with no site-packages; pooled, one
+call each) is `flowdeck.runtime.sandbox`: this module builds the call, sends it, and turns
+the reply, the exit status, the cgroup's counters or the timeout into the step's result or
+a StepError a person can act on. Whatever the user prints (or writes to fd 1) cannot corrupt
+the reply: prints are returned as logs, cut at MAX_LOG_CHARS while they are read.
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from flowdeck.definition.model import MAX_CODE_MEMORY_MB, MAX_CODE_TIMEOUT
 from flowdeck.errors import StepError
-from flowdeck.runtime.sandbox.host import POOL_SIZE, SANDBOX_ENV, warm_up
+from flowdeck.runtime.sandbox.host import MAX_PROCESSES, POOL_SIZE, SANDBOX_ENV, CallOutcome, warm_up
 from flowdeck.runtime.sandbox.host import pool as _pool
 
-__all__ = ["run_code", "warm_up", "POOL_SIZE", "SANDBOX_ENV", "MAX_FILE_MB", "MAX_LOG_CHARS"]
+__all__ = ["run_code", "warm_up", "POOL_SIZE", "SANDBOX_ENV", "MAX_FILE_MB", "MAX_LOG_CHARS", "MAX_RESULT_BYTES"]
 
 MAX_FILE_MB = 64
+MIN_MEMORY_MB = 16  # the schema's minimum: an interpreter needs about 10 MiB to start
 MAX_LOG_CHARS = 64_000
+MAX_RESULT_BYTES = 1024 * 1024  # a step's output is kept in the context, the journal and Prefect
+# The reply holds the value and the logs (JSON escapes take up to 6 bytes a character)
+_REPLY_LIMIT = MAX_RESULT_BYTES + 6 * MAX_LOG_CHARS + 64 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,11 @@ async def run_code(
     What the code prints goes to `on_logs` (default: this module's logger). Any failure
     (exception, syntax error, timeout, memory, crash, non-JSON result) is a StepError.
     """
+    if not (0 < timeout <= MAX_CODE_TIMEOUT and MIN_MEMORY_MB <= memory_mb <= MAX_CODE_MEMORY_MB):
+        raise StepError(  # validation reports these in the definition; this is the engine's own guard
+            f"code step: timeout {timeout:g} s and memory_mb {memory_mb} must be within (0, {MAX_CODE_TIMEOUT:g}] s "
+            f"and [{MIN_MEMORY_MB}, {MAX_CODE_MEMORY_MB}] MiB"
+        )
     try:
         payload = json.dumps(
             {
@@ -51,14 +62,15 @@ async def run_code(
                 "cpu_seconds": max(1, math.ceil(timeout) + 1),
                 "file_bytes": MAX_FILE_MB * 1024 * 1024,
                 "log_chars": MAX_LOG_CHARS,
+                "result_bytes": MAX_RESULT_BYTES,
             }
         ).encode()
     except (TypeError, ValueError) as error:
         raise StepError(f"code step: the context cannot be passed as JSON ({error})") from None
 
-    sandbox = _pool.take()
+    sandbox = await asyncio.to_thread(_pool.take)  # a cold start (or the host check) off the loop
     try:
-        stdout, stderr, timed_out = await asyncio.to_thread(sandbox.call, payload, timeout)
+        outcome = await asyncio.to_thread(sandbox.call, payload, timeout, int(memory_mb), _REPLY_LIMIT, MAX_LOG_CHARS)
     except asyncio.CancelledError:
         sandbox.kill()  # the worker thread then finishes and cleans up
         raise
@@ -66,15 +78,19 @@ async def run_code(
         if _pool.size:  # after the call: a starting interpreter would compete with it for CPU
             asyncio.get_running_loop().run_in_executor(None, _pool.refill)
 
-    if timed_out:
+    if outcome.timed_out:
         raise StepError(f"code step timed out after {timeout:g} s and was stopped (endless loop?)")
-    answer = _parse_answer(stdout)
+    if outcome.reply_too_large:
+        raise StepError(f"code step wrote a reply larger than {_REPLY_LIMIT // 1024} KiB and was stopped")
+    answer = _parse_answer(outcome.reply)
     if answer is None:
-        raise StepError(_describe_exit(sandbox.process.returncode, stderr, memory_mb, timeout))
-    logs = _join_logs(answer.get("logs") or "", stderr)
+        raise StepError(_describe_exit(outcome, memory_mb, timeout))
+    logs = _join_logs(answer.get("logs") or "", outcome)
     if logs:
         (on_logs or _log_output)(logs)
     failure = answer.get("error")
+    if failure is None and outcome.out_of_memory:
+        failure = {"type": "MemoryError"}  # a child process was killed; the answer may be partial
     if failure is not None:
         raise StepError(_describe_error(failure, code, memory_mb), details={"logs": logs} if logs else None)
     return answer.get("value")
@@ -101,7 +117,12 @@ def _describe_error(error: dict[str, Any], code: str, memory_mb: int) -> str:
             "return dicts, lists, strings, numbers, booleans or None"
         )
     if kind == "MemoryError":
-        return f"code step ran out of memory (limit {memory_mb} MB)"
+        return _out_of_memory(memory_mb)
+    if kind == "ResultTooLarge":
+        return (
+            f"code step: run(ctx) returned {message} bytes of JSON, over the {MAX_RESULT_BYTES // (1024 * 1024)} MiB "
+            "limit of a step's output; return less (a summary, or store the data with an http step)"
+        )
     text = f"code step raised {kind}" + (f": {message}" if message else "")
     line = error.get("line")
     if isinstance(line, int) and line > 0:
@@ -111,9 +132,19 @@ def _describe_error(error: dict[str, Any], code: str, memory_mb: int) -> str:
     return text
 
 
-def _describe_exit(returncode: int | None, stderr: bytes, memory_mb: int, timeout: float) -> str:
-    if returncode is not None and returncode < 0:
-        number = -returncode
+def _out_of_memory(memory_mb: int) -> str:
+    return f"code step ran out of memory (limit {memory_mb} MB for the step and every process it started)"
+
+
+def _describe_exit(outcome: CallOutcome, memory_mb: int, timeout: float) -> str:
+    if outcome.out_of_memory:
+        return _out_of_memory(memory_mb)
+    returncode = outcome.returncode
+    # bwrap passes on the code's exit status; a signal that ended the code is 128 + its number
+    number = -returncode if returncode is not None and returncode < 0 else 0
+    if returncode is not None and returncode > 128:
+        number = returncode - 128
+    if number:
         reasons: dict[int, str] = {
             signal.SIGSEGV: "crashed with a segmentation fault",
             signal.SIGBUS: "crashed with a bus error",
@@ -124,18 +155,20 @@ def _describe_exit(returncode: int | None, stderr: bytes, memory_mb: int, timeou
         }
         reason = reasons.get(number) or f"was killed by signal {_signal_name(number)}"
         return f"code step {reason}"
-    tail = stderr.decode("utf-8", errors="replace").strip().splitlines()[-3:]
+    tail = outcome.logs.decode("utf-8", errors="replace").strip().splitlines()[-3:]
     detail = f": {' / '.join(tail)}" if tail else ""
     if any("MemoryError" in line for line in tail):
-        return f"code step ran out of memory (limit {memory_mb} MB)"
+        return _out_of_memory(memory_mb)
+    if outcome.hit_process_limit:
+        detail += f" (it reached the limit of {MAX_PROCESSES} processes)"
     return f"code step exited (code {returncode}) without returning a result{detail}"
 
 
-def _join_logs(printed: str, stderr: bytes) -> str:
+def _join_logs(printed: str, outcome: CallOutcome) -> str:
     """What the code printed, then what reached the process's own fds (C code, subprocesses)."""
-    raw = stderr.decode("utf-8", errors="replace")
-    if len(raw) > MAX_LOG_CHARS:
-        raw = raw[:MAX_LOG_CHARS] + f"\n... {len(raw) - MAX_LOG_CHARS} more characters not kept"
+    raw = outcome.logs.decode("utf-8", errors="replace")
+    if outcome.logs_dropped:
+        raw += f"\n... {outcome.logs_dropped} more bytes not kept"
     if printed and raw and not printed.endswith("\n"):
         printed += "\n"
     return printed + raw
