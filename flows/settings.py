@@ -26,6 +26,11 @@ def home() -> Path:
     return Path(os.environ.get("FLOWDECK_HOME") or Path.home() / ".flowdeck").expanduser()
 
 
+def dashboard_inputs_file() -> Path:
+    """The dashboard's last launch inputs per workflow (docs/dashboard.md)."""
+    return home() / "dashboard" / "last_inputs.json"
+
+
 def definitions_dir() -> Path:
     return Path(os.environ.get("FLOWDECK_DEFINITIONS") or "definitions")
 

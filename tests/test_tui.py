@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.tui import text_of, until
 
 GREET = """id: tui_greet
 name: Greet
@@ -75,36 +76,6 @@ def make_app(definitions: Path, **options: Any) -> Any:
     return build_app(client, **options)
 
 
-async def until(predicate: Callable[[], bool], pilot: Any, timeout: float = 10.0) -> float:
-    """Seconds until predicate() holds (fails the test after timeout). A widget not there
-    yet counts as "not yet": a screen just pushed may not have composed its children."""
-    from textual.css.query import NoMatches
-
-    def holds() -> bool:
-        try:
-            return predicate()
-        except NoMatches:
-            return False
-
-    started = time.perf_counter()
-    while not holds():
-        if time.perf_counter() - started > timeout:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
-    return time.perf_counter() - started
-
-
-def text_of(widget: Any) -> str:
-    """What a Static shows, as plain text."""
-    import io
-
-    from rich.console import Console
-
-    console = Console(width=200, file=io.StringIO(), record=True)
-    console.print(widget.content)
-    return console.export_text()
-
-
 def select_workflow(app: Any, workflow_id: str, version: int | None = None) -> None:
     from flowdeck.tui.app import _walk
 
@@ -145,7 +116,7 @@ def test_dashboard_shows_workflows_problems_and_source(prefect_api: str, definit
 
 def test_launch_form_checks_input_then_sync_run_shows_result_and_steps(prefect_api: str, definitions: Path) -> None:
     async def go() -> None:
-        from textual.widgets import Input, RadioButton
+        from textual.widgets import Input
 
         from flowdeck.tui.detail import DetailScreen
         from flowdeck.tui.launch import LaunchScreen
@@ -158,11 +129,12 @@ def test_launch_form_checks_input_then_sync_run_shows_result_and_steps(prefect_a
             form = app.screen
             assert form.query_one("#field-times", Input).value == "1"  # default prefilled
             assert form.query_one("#field-tone").value == "warm"  # enum as a choice
-            form.query_one("#mode-sync", RadioButton).value = True
+            assert form.query_one("#launch-mode").value == "sync"  # no Wait: sync, as `flowdeck run`
+            assert form.focused is form.query_one("#field-name")
             await pilot.press("ctrl+s")  # name is required: stays open with the problem
             await pilot.pause(0.1)
             assert isinstance(app.screen, LaunchScreen)
-            assert "name: is required" in text_of(form.query_one("#launch-errors"))
+            assert "is required" in text_of(form.query_one("#error-name"))
             form.query_one("#field-name", Input).value = "Ada"
             await pilot.press("ctrl+s")
             await until(lambda: isinstance(app.screen, DetailScreen), pilot, timeout=30)
@@ -181,8 +153,6 @@ def test_launch_form_checks_input_then_sync_run_shows_result_and_steps(prefect_a
 
 def test_async_run_appears_at_once_then_cancel(prefect_api: str, definitions: Path) -> None:
     async def go() -> None:
-        from textual.widgets import RadioButton
-
         from flowdeck.tui.launch import LaunchScreen
 
         app = make_app(definitions)
@@ -191,7 +161,7 @@ def test_async_run_appears_at_once_then_cancel(prefect_api: str, definitions: Pa
             select_workflow(app, "tui_slow", 1)
             await pilot.press("l")
             await until(lambda: isinstance(app.screen, LaunchScreen), pilot)
-            app.screen.query_one("#mode-async", RadioButton).value = True
+            assert app.screen.query_one("#launch-mode").value == "async"  # it waits: async by default
             before = set(app.table.known)
             await pilot.press("ctrl+s")
             waited = await until(lambda: set(app.table.known) - before != set(), pilot, timeout=20)
@@ -200,7 +170,7 @@ def test_async_run_appears_at_once_then_cancel(prefect_api: str, definitions: Pa
             assert waited < 5
             app.table.move_cursor(row=app.table.get_row_index(execution_id))
             app.table.focus()
-            await pilot.press("c")
+            await pilot.press("c", "y")  # confirmed
             await until(lambda: app.table.known[execution_id].status == "cancelled", pilot, timeout=10)
             cell = app.table.get_cell(execution_id, "status")
             assert "cancelled" in str(cell)
@@ -255,7 +225,7 @@ def test_filters_and_search(prefect_api: str, definitions: Path) -> None:
             await pilot.press("slash")
             await pilot.press(*greet[5:13])
             await until(lambda: list(app.table.rows) == [greet], pilot)
-            assert "id~" in text_of(app.query_one("#status-line"))
+            assert "filter ~" in text_of(app.query_one("#status-line"))
 
     run(go())
 
@@ -278,7 +248,7 @@ def test_rerun_uses_the_same_input(prefect_api: str, definitions: Path) -> None:
 
             await until(lambda: isinstance(app.screen, DetailScreen), pilot, timeout=20)
             new_id = app.screen.execution_id
-            assert new_id not in before
+            assert new_id not in before and new_id != call.execution_id
             async with Flowdeck.open(definitions) as other:
                 body = await other.status(new_id)
             assert body["output"] == {"message": "Grace."}
@@ -319,5 +289,111 @@ def test_five_thousand_rows_stay_responsive() -> None:
             await pilot.press("s")  # a filter: a full pass over every row
             await until(lambda: app.table.filter.status == "pending", pilot)
             print(f"status filter over 5000 rows {time.perf_counter() - started:.3f}s")
+
+    run(go())
+
+
+RETRIED = """id: tui_retried
+name: Retried then waits
+version: 1
+status: published
+retries: {max_retries: 2, delay: 200ms}
+input:
+  type: object
+  required: [base_url]
+  properties:
+    base_url: {type: string}
+steps:
+  - {id: call, type: http, method: GET, url: "{{ input.base_url }}/flaky"}
+  - {id: nap, type: wait, duration: 10m}
+  - {id: done, type: output, fields: {ok: true}}
+"""
+
+
+def test_async_detail_shows_the_retries_the_wait_and_a_cancel_that_ends_the_wait(
+    prefect_api: str, definitions: Path, http_server: Any, start_worker: Any
+) -> None:
+    """Against a real worker: the retried step once per try on one time axis, the wait as
+    waiting with its countdown; cancelled, the wait ends when the execution does."""
+    (definitions / "retried.yaml").write_text(RETRIED)
+    calls: list[int] = []
+
+    def flaky(request: Any) -> tuple[int, Any]:
+        calls.append(1)
+        return (503, {"error": "busy"}) if len(calls) == 1 else (200, {"ok": True})
+
+    http_server.routes["GET /flaky"] = flaky
+    start_worker(definitions)
+
+    async def go() -> None:
+        from flowdeck.execution.service import Flowdeck
+        from flowdeck.tui.detail import DetailScreen
+
+        async with Flowdeck.open(definitions) as other:
+            execution_id = (await other.submit("tui_retried", 1, {"base_url": http_server.url}))["execution_id"]
+        app = make_app(definitions, open_execution=execution_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: isinstance(app.screen, DetailScreen), pilot)
+            screen = app.screen
+
+            def waiting() -> bool:
+                detail = screen.detail
+                return detail is not None and any(s.name == "nap" and s.status == "waiting" for s in detail.steps)
+
+            await until(waiting, pilot, timeout=90)
+            steps = [(s.name, s.try_number) for s in screen.detail.steps]
+            assert ("call", 1) in steps and len(calls) == 2, steps  # the call was tried twice
+            # (the read model lists the failed first try only once its event arrives: the row
+            # count is not asserted; tests/test_tui_keys.py checks how tries are drawn)
+            header = text_of(screen.query_one("#detail-header"))
+            assert "waiting" in header and "attempt 2" in header and "resumes in" in header
+            assert "┄" in str(screen.query_one("#steps").get_row_at(len(steps) - 1)[-1])
+            await pilot.press("c", "y")
+            await until(lambda: screen.detail.row.status == "cancelled", pilot, timeout=30)
+            await until(lambda: all(s.status != "waiting" for s in screen.detail.steps), pilot, timeout=10)
+            nap = next(s for s in screen.detail.steps if s.name == "nap")
+            assert nap.ended_at is not None and nap.ended_at <= screen.detail.row.ended_at
+
+    run(go())
+
+
+CODE_FAIL = """id: tui_code_fail
+name: Fails in a code step
+version: 1
+status: published
+input:
+  type: object
+  required: [name]
+  properties:
+    name: {type: string}
+steps:
+  - id: boom
+    type: code
+    code: |
+      def run(ctx):
+          raise ValueError("no budget")
+"""
+
+
+def test_sync_detail_shows_the_failing_step_its_error_and_the_logs(prefect_api: str, definitions: Path) -> None:
+    async def go() -> None:
+        from flowdeck.tui.detail import DetailScreen
+
+        (definitions / "code_fail.yaml").write_text(CODE_FAIL)
+        app = make_app(definitions)
+        async with app.run_test(size=(120, 40)) as pilot:
+            select_workflow(app, "tui_code_fail", 1)
+            await pilot.press("l")
+            await until(lambda: app.screen.query_one("#field-name") is not None, pilot)
+            app.screen.query_one("#field-name").value = "Ada"
+            await pilot.press("ctrl+s")
+            await until(lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None, pilot, 30)
+            screen = app.screen
+            await until(lambda: len(screen.detail.steps) >= 1, pilot, timeout=15)
+            boom = next(s for s in screen.detail.steps if s.name == "boom")
+            assert boom.status == "failed" and "no budget" in (boom.error or "")
+            assert "final error at step boom" in text_of(screen.query_one("#step-output"))
+            await until(lambda: len(screen.lines) > 0, pilot, timeout=15)  # the run's logs, shipped
+            assert any("boom" in line.message for line in screen.lines)
 
     run(go())

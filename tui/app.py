@@ -1,8 +1,9 @@
 """The flowdeck dashboard: workflows on top, live executions below, no key press needed.
 
 `build_app()` makes the App without running it (snapshot tests and `textual-serve` use it);
-`run_dashboard()` is what `flowdeck` / `flowdeck tui` call: it settles the environment,
-makes sure Prefect (and a worker) run, runs the App and reports what keeps running.
+`tui/main.py` runs it. The main screen's keys live on `MainScreen`, so another screen on
+top never answers them (a detail screen's `s` is not the hidden table's status filter);
+the App holds the keys of every screen (help, palette, quit).
 
 Fetching happens in async workers that post messages; the handlers own every widget
 change. The executions refresh reschedules itself after each answer (no overlapping
@@ -12,27 +13,30 @@ polls) and pauses while another screen is on top.
 from __future__ import annotations
 
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
-from textual.notifications import SeverityLevel
-from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState
 
-from flowdeck.tui.client import STATUSES, Client, ClientError, ExecutionDetail, ExecutionRow, WorkflowVersion
+from flowdeck.tui.actions import ExecutionActions
+from flowdeck.tui.client import STATUSES, Client, ClientError, ExecutionRow
 from flowdeck.tui.commands import FlowdeckCommands
-from flowdeck.tui.detail import DetailScreen
+from flowdeck.tui.dialogs import QuitScreen
 from flowdeck.tui.executions import ExecutionFilter, ExecutionsTable
-from flowdeck.tui.launch import LaunchRequest, LaunchScreen
+from flowdeck.tui.header import Connection, Header
+from flowdeck.tui.help import HelpScreen, key_groups
+from flowdeck.tui.memory import LaunchMemory
+from flowdeck.tui.structure import WorkflowScreen
 from flowdeck.tui.workflows import Selection, WorkflowsPane
 
-__all__ = ["FlowdeckApp", "build_app"]
+__all__ = ["FlowdeckApp", "MainScreen", "build_app"]
 
 FULL_REFRESH_EVERY = 10.0  # seconds between full reloads (deleted rows, older pages)
 
@@ -45,44 +49,41 @@ class ExecutionsFetched(Message):
         self.seconds = seconds
 
 
-class Launched(Message):
-    def __init__(self, request: LaunchRequest, body: dict[str, Any]) -> None:
-        super().__init__()
-        self.request = request
-        self.body = body
+class MainScreen(Screen[None]):
+    """The App's default screen (its widgets come from `FlowdeckApp.compose`). Its keys act
+    on the App, and only while it is on top."""
 
-
-class QuitScreen(ModalScreen[str | None]):
-    """Asked on quit when this session started background services."""
+    HELP_GROUPS = {  # the help overlay's sections, by action
+        **dict.fromkeys(("app.launch", "app.view_workflow", "app.next_problem", "app.reload"), "workflows"),
+        **dict.fromkeys(
+            ("app.open", "app.rerun", "app.rerun_edited", "app.cancel", "app.clear_marks", "app.copy_id"),
+            "executions",
+        ),
+        "app.open_prefect": "executions",
+        **dict.fromkeys(("app.search", "app.cycle_status", "app.toggle_workflow", "app.clear_filters"), "filters"),
+    }
 
     BINDINGS = [
-        Binding("k", "choose('keep')", "Keep running"),
-        Binding("s", "choose('stop')", "Stop them"),
-        Binding("escape", "choose(None)", "Back"),
+        Binding("question_mark,f1", "app.help", "Help", key_display="?"),
+        Binding("l", "app.launch", "Launch"),
+        Binding("v", "app.view_workflow", "Structure"),
+        Binding("E", "app.next_problem", "Next broken file", show=False),
+        Binding("f5", "app.reload", "Reload definitions", show=False),
+        Binding("enter", "app.open", "Detail", show=False),
+        Binding("r", "app.rerun", "Re-run"),
+        Binding("R", "app.rerun_edited", "Edit+re-run", show=False),
+        Binding("c", "app.cancel", "Cancel"),
+        Binding("escape", "app.clear_marks", "Unmark all", show=False),
+        Binding("y", "app.copy_id", "Copy id", show=False),
+        Binding("o", "app.open_prefect", "Prefect UI", show=False),
+        Binding("slash", "app.search", "Search"),
+        Binding("s", "app.cycle_status", "Status filter", show=False),
+        Binding("w", "app.toggle_workflow", "Workflow filter", show=False),
+        Binding("x", "app.clear_filters", "Clear filters", show=False),
     ]
 
-    def __init__(self, services: list[str]) -> None:
-        super().__init__()
-        self.services = services
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="quit-dialog"):
-            yield Label(f"flowdeck started: {', '.join(self.services)}.")
-            yield Label("Keep them running in the background?")
-            with Horizontal():
-                yield Button("Keep (k)", id="keep", compact=True)
-                yield Button("Stop (s)", id="stop", variant="warning", compact=True)
-                yield Button("Back (esc)", id="back", compact=True)
-
-    def action_choose(self, choice: str | None) -> None:
-        self.dismiss(choice)
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None if event.button.id == "back" else event.button.id)
-
-
-class FlowdeckApp(App[str | None]):
+class FlowdeckApp(ExecutionActions, App[str | None]):
     """The dashboard. The App's return value: "stop" / "keep" for the services it started."""
 
     TITLE = "flowdeck"
@@ -91,17 +92,7 @@ class FlowdeckApp(App[str | None]):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-        Binding("l", "launch", "Launch"),
-        Binding("enter", "open", "Detail", show=False),
-        Binding("r", "rerun", "Re-run"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("s", "cycle_status", "Status filter"),
-        Binding("w", "toggle_workflow", "Workflow filter"),
-        Binding("slash", "search", "Search id"),
-        Binding("e", "next_problem", "Errors"),
-        Binding("y", "copy_id", "Copy id", show=False),
-        Binding("o", "open_prefect", "Prefect UI", show=False),
-        Binding("f5", "reload", "Reload", show=False),
+        Binding("f1", "help", "Help", show=False),
     ]
 
     def __init__(
@@ -112,6 +103,9 @@ class FlowdeckApp(App[str | None]):
         poll_interval: float = 0.5,
         max_rows: int = 5000,
         started_services: list[str] | None = None,
+        open_execution: str | None = None,
+        open_workflow: str | None = None,
+        memory: LaunchMemory | None = None,
     ) -> None:
         super().__init__()
         self.client = client
@@ -119,8 +113,12 @@ class FlowdeckApp(App[str | None]):
         self.poll_interval = poll_interval
         self.max_rows = max_rows
         self.started_services = started_services or []
+        self.memory = memory or LaunchMemory()
+        self.open_at = (open_execution, open_workflow)
+        self.connection = Connection(client.description)
+        self.header = Header(self.connection, show_clocks=show_clocks, id="status-line")
         self.table = ExecutionsTable(show_clocks=show_clocks, id="executions")
-        self.status_line = Static("", id="status-line")
+        self.main = MainScreen()
         self.last_fetch_seconds: float | None = None
         self.fetches = 0
         self._last_full = 0.0
@@ -130,33 +128,43 @@ class FlowdeckApp(App[str | None]):
         self._nudged = False
 
     # layout ---------------------------------------------------------------------------
+    def get_default_screen(self) -> Screen[Any]:
+        return self.main
+
     def compose(self) -> ComposeResult:
-        yield self.status_line
+        """The main screen: header, workflows (tree + source), filters, executions."""
+        yield self.header
         yield WorkflowsPane(id="workflows")
         with Horizontal(id="filters"):
             yield Select([(s, s) for s in STATUSES], prompt="any status", id="filter-status", compact=True)
             yield Select([], prompt="any workflow", id="filter-workflow", compact=True)
-            yield Input(placeholder="/ search id", id="filter-search", compact=True)
+            yield Input(placeholder="/ search id, workflow, status, step", id="filter-search", compact=True)
         yield self.table
+        yield Static("", id="empty-message")
         yield Footer()
 
     def on_mount(self) -> None:
         if not self.show_clocks:
-            for widget in self.screen_stack[0].query(Input):
+            for widget in self.main.query(Input):
                 widget.cursor_blink = False
         self.table.border_title = "executions"
         self._refresh_status_line()
-        self._main_query("#workflows").border_title = "workflows"
+        self.main.query_one("#workflows").border_title = "workflows"
         self._show_workflows()
         self.table.focus()
         self._poll()
         self._follow_changes()
         if self.show_clocks:
             self.set_interval(1.0, self._tick)
+        execution_id, workflow_id = self.open_at
+        if workflow_id:
+            self.call_after_refresh(self.open_workflow, workflow_id)
+        if execution_id:
+            self.call_after_refresh(self.open_execution, execution_id)
 
     def _main_query(self, selector: Any, expect_type: Any = None) -> Any:
         """Widgets of the main screen, whichever screen is on top."""
-        return self.screen_stack[0].query_one(selector, expect_type)
+        return self.main.query_one(selector, expect_type)
 
     def _show_workflows(self) -> None:
         versions = self.client.workflows()
@@ -165,23 +173,19 @@ class FlowdeckApp(App[str | None]):
         select = self._main_query("#filter-workflow", Select)
         select.set_options([(i, i) for i in ids])
 
-    def _status_line(self) -> str:
-        shown = getattr(self, "table", None)
-        counts = (
-            f"{shown.row_count} shown / {len(shown.known)} known"
-            if shown is not None and shown.is_mounted
-            else "loading…"
-        )
-        filt = shown.filter.describe() if shown is not None else "all"
-        return f"[b]{counts}[/b] · filter: {filt} · {self.client.description}"
-
     def _refresh_status_line(self) -> None:
-        if self.status_line.is_mounted:
-            self.status_line.update(self._status_line())
+        if not self.header.is_mounted:
+            return
+        self.header.show(list(self.table.known.values()), self.table.row_count, self.table.filter.describe())
+        message = self._main_query("#empty-message", Static)
+        text = self.table.empty_message
+        message.display = bool(text)
+        message.update(text)
 
     def _tick(self) -> None:
-        if len(self.screen_stack) == 1:
+        if self.screen is self.main:
             self.table.tick()
+            self._refresh_status_line()
 
     # live executions -------------------------------------------------------------------
     @work(exclusive=True, group="changes", exit_on_error=False)
@@ -205,7 +209,7 @@ class FlowdeckApp(App[str | None]):
     async def _poll(self) -> None:
         self._poll_scheduled = False
         self._poll_timer = None
-        if len(self.screen_stack) > 1:  # another screen on top: look again shortly
+        if self.screen is not self.main and self.fetches:  # another screen on top: look again shortly
             self._schedule_poll()
             return
         self._polling = True
@@ -216,7 +220,12 @@ class FlowdeckApp(App[str | None]):
             rows, complete = await self.client.executions(self.table.active_ids, full, self.max_rows)
         except ClientError as error:
             self._polling = False
-            self.notify(error.message, title="Cannot refresh executions", severity="error", timeout=4)
+            first = self.connection.lost_since is None
+            self.connection.lost(datetime.now(UTC), error.message)
+            self.table.set_stale(self.connection.lost_since)
+            self._refresh_status_line()
+            if first:  # once per outage, not every retry
+                self.notify(error.message, title="Cannot refresh executions", severity="error", timeout=6)
             self._schedule_poll(delay=2.0)
             return
         self._polling = False
@@ -241,6 +250,10 @@ class FlowdeckApp(App[str | None]):
             return
         self.last_fetch_seconds = message.seconds
         self.fetches += 1
+        if self.connection.lost_since is not None:
+            self.notify("connected again", title="Prefect", timeout=3)
+        self.connection.refreshed(datetime.now(UTC))
+        self.table.set_stale(None)
         self.table.merge(message.rows, message.complete)
         self._refresh_status_line()
         self._schedule_poll()
@@ -251,7 +264,17 @@ class FlowdeckApp(App[str | None]):
             error = event.worker.error
             self.notify(f"{type(error).__name__}: {error}", title="flowdeck bug (please report)", severity="error")
             if event.worker.group == "executions":
+                self._polling = False
                 self._schedule_poll(delay=2.0)
+
+    # help --------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        names = {"MainScreen": "main screen", "DetailScreen": "execution detail", "WorkflowScreen": "workflow"}
+        title = names.get(type(self.screen).__name__, type(self.screen).__name__)
+        self.push_screen(HelpScreen(title, key_groups(self.screen)))
 
     # filters ---------------------------------------------------------------------------
     def _apply_filter(self, **changes: Any) -> None:
@@ -294,6 +317,9 @@ class FlowdeckApp(App[str | None]):
         self.filter_workflow(None)
         self._main_query("#filter-search", Input).value = ""
 
+    def action_clear_filters(self) -> None:
+        self.clear_filters()
+
     def action_cycle_status(self) -> None:
         order: list[str | None] = [None, *STATUSES]
         current = self.table.filter.status
@@ -326,11 +352,30 @@ class FlowdeckApp(App[str | None]):
         self._show_workflows()
         self.notify("definitions reloaded")
 
-    @on(WorkflowsPane.Selected)
-    def _workflow_selected(self, message: WorkflowsPane.Selected) -> None:
-        return None
+    def select_workflow(self, workflow_id: str) -> bool:
+        tree = self._main_query("#workflow-tree")
+        for node in _walk(tree.root):
+            if node.data is not None and node.data.workflow_id == workflow_id and node.parent is tree.root:
+                tree.move_cursor(node)
+                self._main_query(WorkflowsPane)._select(node.data)
+                return True
+        return False
 
-    # launch -----------------------------------------------------------------------------
+    def open_workflow(self, workflow_id: str, version: int | None = None) -> None:
+        if not self.select_workflow(workflow_id):
+            known = ", ".join(sorted({v.workflow_id for v in self.client.workflows()})) or "none"
+            self.notify(f"no workflow '{workflow_id}' (known: {known})", severity="error", timeout=8)
+            return
+        self.push_screen(WorkflowScreen(self.client, workflow_id, version))
+
+    def action_view_workflow(self) -> None:
+        selection: Selection | None = self._main_query(WorkflowsPane).selection
+        if selection is None or selection.workflow_id is None:
+            self.notify("choose a workflow first (tab to the workflows tree)", severity="warning")
+            return
+        version = selection.version.version if selection.version else None
+        self.push_screen(WorkflowScreen(self.client, selection.workflow_id, version))
+
     def action_launch(self) -> None:
         selection: Selection | None = self._main_query(WorkflowsPane).selection
         version = selection.version if selection else None
@@ -342,68 +387,6 @@ class FlowdeckApp(App[str | None]):
             return
         self.launch(version)
 
-    def launch(
-        self, version: WorkflowVersion, *, mode: str | None = None, input_data: dict[str, Any] | None = None
-    ) -> None:
-        versions = [v for v in self.client.workflows() if v.workflow_id == version.workflow_id]
-        screen = LaunchScreen(self.client, versions, version, mode=mode, input_data=input_data)
-        self.push_screen(screen, self._launch_chosen)
-
-    def _launch_chosen(self, request: LaunchRequest | None) -> None:
-        if request is not None:
-            self._start(request)
-
-    @work(group="launch", exit_on_error=False)
-    async def _start(self, request: LaunchRequest) -> None:
-        label = f"{request.workflow_id}@{request.version}"
-        try:
-            if request.mode == "sync":
-                self.notify(f"running {label} (sync)…", timeout=2)
-                body = await self.client.run_sync(request.workflow_id, request.version, request.input_data)
-            else:
-                body = await self.client.submit(request.workflow_id, request.version, request.input_data)
-        except ClientError as error:
-            problems = "".join(f"\n{p.field}: {p.message}" for p in error.details)
-            self.notify(error.message + problems, title=f"Cannot run {label}", severity="error", timeout=8)
-            return
-        self.post_message(Launched(request, body))
-
-    @on(Launched)
-    def _launched(self, message: Launched) -> None:
-        body, request = message.body, message.request
-        execution_id = body.get("execution_id", "")
-        if request.mode == "async":
-            from datetime import datetime
-
-            now = datetime.now(UTC)
-            self.table.merge(
-                [
-                    ExecutionRow(
-                        execution_id,
-                        request.workflow_id,
-                        str(request.version),
-                        "async",
-                        body.get("status", "pending"),
-                        None,
-                        now,
-                        None,
-                        None,
-                    )
-                ],
-                complete=False,
-            )
-            self.notify(execution_id, title=f"{request.workflow_id}@{request.version} submitted")
-            self._refresh_status_line()
-            self.poll_now()
-        else:
-            severity: SeverityLevel = "error" if body.get("status") == "failed" else "information"
-            self.notify(
-                f"{body.get('status')} {execution_id}",
-                title=f"{request.workflow_id}@{request.version}",
-                severity=severity,
-            )
-            self.push_screen(DetailScreen(self.client, execution_id, show_clocks=self.show_clocks, initial=body))
-
     # executions ---------------------------------------------------------------------------
     def on_data_table_row_selected(self, event: ExecutionsTable.RowSelected) -> None:
         if event.data_table is self.table and event.row_key.value:
@@ -413,9 +396,6 @@ class FlowdeckApp(App[str | None]):
         if self.focused is self.table and self.table.selected_id:
             self.open_execution(self.table.selected_id)
 
-    def open_execution(self, execution_id: str) -> None:
-        self.push_screen(DetailScreen(self.client, execution_id, show_clocks=self.show_clocks))
-
     def _selected_or_warn(self) -> str | None:
         selected = self.table.selected_id
         if selected is None:
@@ -423,60 +403,28 @@ class FlowdeckApp(App[str | None]):
         return selected
 
     def action_cancel(self) -> None:
-        selected = self._selected_or_warn()
-        if selected:
-            self.cancel_execution(selected)
-
-    def cancel_execution(self, execution_id: str) -> None:
-        self._cancel(execution_id)
-
-    @work(group="cancel", exit_on_error=False)
-    async def _cancel(self, execution_id: str) -> None:
-        try:
-            body = await self.client.cancel(execution_id)
-        except ClientError as error:
-            self.notify(error.message, title="Cannot cancel", severity="error")
-            return
-        self.notify(f"{body.get('status')} {execution_id}", title="Cancel")
-        self.poll_now()
+        self.confirm_cancel(self.table.chosen_ids())
 
     def action_rerun(self) -> None:
+        self.confirm_rerun(self.table.chosen_ids())
+
+    def action_rerun_edited(self) -> None:
         selected = self._selected_or_warn()
         if selected:
-            self.rerun_execution(selected, None)
+            self.rerun_execution(selected, None, edit=True)
 
-    def rerun_execution(self, execution_id: str, detail: ExecutionDetail | None) -> None:
-        self._rerun(execution_id, detail)
-
-    @work(group="rerun", exit_on_error=False)
-    async def _rerun(self, execution_id: str, detail: ExecutionDetail | None) -> None:
-        try:
-            detail = detail or await self.client.detail(execution_id)
-        except ClientError as error:
-            self.notify(error.message, title="Cannot re-run", severity="error")
-            return
-        row = detail.row
-        version = int(row.version) if row.version.isdigit() else row.version
-        if not isinstance(version, int):
-            self.notify(f"version {row.version!r} is not a number", title="Cannot re-run", severity="error")
-            return
-        request = LaunchRequest(
-            row.workflow_id, version, "sync" if row.mode == "sync" else "async", detail.input_data or {}
-        )
-        self._start(request)
+    def action_clear_marks(self) -> None:
+        self.table.clear_marks()
 
     def action_copy_id(self) -> None:
         selected = self._selected_or_warn()
         if selected:
-            self.copy_to_clipboard(selected)
-            self.notify(f"copied {selected}")
+            self.copy_id(selected)
 
     def action_open_prefect(self) -> None:
         selected = self._selected_or_warn()
-        url = self.client.prefect_url(selected) if selected else None
-        if url:
-            self.open_url(url)
-            self.notify(url, title="Opening the Prefect UI")
+        if selected:
+            self.open_prefect(selected)
 
     # quitting ------------------------------------------------------------------------------
     async def action_quit(self) -> None:

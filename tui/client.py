@@ -65,6 +65,7 @@ class WorkflowVersion:
     description: str | None
     input_schema: dict[str, Any]
     path: str
+    has_wait: bool = False  # a Wait step anywhere: the launch form defaults to async
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,9 @@ class StepRow:
     branch: str | None = None  # a condition: the branch it took
     output: Any = None
     has_output: bool = False
+    try_number: int = 1  # this step's try: the n-th time its key ran in this execution
+    error: str | None = None  # the failure message, when this step failed the execution
+    kind: str = ""  # the step's type in the definition (wait, http, condition, ...)
 
 
 @dataclass
@@ -123,6 +127,7 @@ class ExecutionDetail:
     input_data: dict[str, Any] | None = None
     flow_run_id: str = ""
     ui_url: str = ""
+    trigger: dict[str, Any] | None = None  # what started it: manual, schedule, api, ...
 
 
 class Client(Protocol):
@@ -141,6 +146,7 @@ class Client(Protocol):
     def prefect_url(self, execution_id: str) -> str | None: ...
     def changes(self) -> AsyncIterator[None]: ...
     async def aclose(self) -> None: ...
+    def structure(self, workflow_id: str, version: int) -> str: ...
 
 
 def silence_console_logging() -> None:
@@ -191,6 +197,7 @@ class EngineClient:
         self.engine = engine
         self.description = description
         self._full_rows: dict[str, ExecutionRow] = {}
+        self._triggers: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def open(cls, definitions: str | None = None, description: str | None = None) -> EngineClient:
@@ -221,6 +228,7 @@ class EngineClient:
                         description=definition.description,
                         input_schema=dict(definition.input_schema),
                         path=str(definition.path),
+                        has_wait=any(step.type == "wait" for step in definition.all_steps()),
                     )
                 )
         return found
@@ -291,6 +299,10 @@ class EngineClient:
         from flowdeck.store import read_model
 
         view = await read_model.execution_detail(self.engine.api, execution_id)
+        if execution_id not in self._triggers:  # what started a run never changes: read once
+            from flowdeck.execution.durable import trigger_of
+
+            self._triggers[execution_id] = trigger_of(await read_model.read_flow_run(self.engine.api, execution_id))
         body = view.body
         definition = None
         try:
@@ -311,8 +323,11 @@ class EngineClient:
             for step in view.steps
         ]
         _mark_branches(steps, definition)
-        if body.get("status") == "success" and steps and "output" in body and not steps[-1].has_output:
-            steps[-1].output, steps[-1].has_output = body["output"], True
+        if definition is not None:
+            kinds = {step.id: step.type for step in definition.all_steps()}
+            for row in steps:
+                row.kind = kinds.get(row.key.rsplit(".", 1)[-1], "")
+        settle_steps(steps, body)
         return ExecutionDetail(
             row=row_from_body(body),
             body=body,
@@ -320,6 +335,7 @@ class EngineClient:
             input_data=view.input_data,
             flow_run_id=view.flow_run_id,
             ui_url=self.ui_url(view.flow_run_id),
+            trigger=self._triggers.get(execution_id),
         )
 
     def ui_url(self, flow_run_id: str) -> str:
@@ -349,9 +365,12 @@ class EngineClient:
 
     async def run_sync(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]:
         async def go() -> dict[str, Any]:
+            from flowdeck.store.logs import flush_events
+
             call = await self.engine.run_sync(workflow_id, version, input_data, allow_draft=True)
             try:
                 await call.finish()
+                await flush_events(timeout=3.0)  # the run's logs and step records, for its detail screen
             except Exception as error:  # the answer stands; Prefect's record may lag
                 body = dict(call.body)
                 body["record_warning"] = str(error)
@@ -374,6 +393,45 @@ class EngineClient:
         except Exception:  # leaving: nothing left to tell the user here
             pass
         await self.engine.aclose()
+
+    def structure(self, workflow_id: str, version: int) -> str:
+        """The version's steps as a tree (`flowdeck graph`): branches, nested steps, calls, waits."""
+        from flowdeck.authoring.graph import render
+        from flowdeck.errors import FlowdeckError
+
+        try:
+            return render(self.engine.resolve(workflow_id, version, allow_draft=True))
+        except FlowdeckError as error:
+            return f"cannot show {workflow_id} v{version}: {error.message}"
+
+
+def settle_steps(steps: list[StepRow], body: dict[str, Any]) -> None:
+    """What the task runs alone do not say: each step's try (a key run again after a retry),
+    the final output on the last step, the error on the step that failed, a step open while
+    the execution waits is waiting, and a step left open by an ended execution ends with it."""
+    seen: dict[str, int] = {}
+    for step in steps:
+        seen[step.key] = seen.get(step.key, 0) + 1
+        step.try_number = max(seen[step.key], step.attempt)
+    status = body.get("status")
+    if status == "success" and steps and "output" in body and not steps[-1].has_output:
+        steps[-1].output, steps[-1].has_output = body["output"], True
+    error = body.get("error") or {}
+    if status == "failed" and error.get("step_name"):
+        failing = [s for s in steps if s.name == error["step_name"] or s.key == error["step_name"]]
+        if failing:
+            failing[-1].error = str(error.get("message"))
+            failing[-1].status = "failed"
+    ended_at = parse_time(body.get("ended_at"))
+    for step in steps:
+        if step.status not in ("running", "pending", "waiting"):
+            continue
+        if status == "waiting":
+            step.status = "waiting"
+        elif status in ("success", "failed", "cancelled"):
+            step.status = "cancelled" if status == "cancelled" else status
+            if ended_at is not None and (step.ended_at is None or step.ended_at > ended_at):
+                step.ended_at = ended_at
 
 
 def _mark_branches(steps: list[StepRow], definition: Any) -> None:
@@ -404,4 +462,7 @@ def _mark_branches(steps: list[StepRow], definition: Any) -> None:
         if taken:
             row.branch = sorted(taken)[0]
         elif row.status == "success":
-            row.branch = "(no branch)"
+            # no step of any branch ran: the branch taken has no steps; name it when only one is empty
+            condition = conditions[condition_id]
+            empty = [b.name for b in condition.branches if not b.steps] + ([] if condition.default else ["default"])
+            row.branch = empty[0] if len(empty) == 1 else "(an empty branch)"

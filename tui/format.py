@@ -4,6 +4,7 @@ wall-clock value (snapshot tests turn it off so screenshots never change)."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ def clock(moment: datetime | None, show: bool) -> str:
 def duration(start: datetime | None, end: datetime | None, show: bool, now: datetime | None = None) -> str:
     if start is None:
         return "-"
-    if not show:
+    if not show and end is None:  # still growing: a wall-clock value (an ended span is fixed)
         return "--"
     seconds = ((end or now or datetime.now(UTC)) - start).total_seconds()
     return format_seconds(seconds, elapsed=True)
@@ -57,7 +58,8 @@ def countdown(due: datetime | None, show: bool) -> str:
         return ""
     if not show:
         return "resumes in --"
-    seconds = int((due - datetime.now(UTC)).total_seconds())
+    # rounded up: a 1 s tick that drifts never shows the same second twice or skips one
+    seconds = math.ceil((due - datetime.now(UTC)).total_seconds() - 0.05)
     if seconds <= 0:
         return "resuming now"
     return f"resumes in {seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

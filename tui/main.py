@@ -23,15 +23,21 @@ def _say(message: str) -> None:
 
 
 def run_dashboard(
-    definitions: str | Path | None = None, *, keep_services: bool | None = None, sample: bool = False
+    definitions: str | Path | None = None,
+    *,
+    keep_services: bool | None = None,
+    sample: bool = False,
+    open_execution: str | None = None,
+    open_workflow: str | None = None,
 ) -> int:
-    """Run the dashboard; returns the process exit code."""
+    """Run the dashboard; returns the process exit code. `open_execution` / `open_workflow`:
+    start on that execution's detail / that workflow's structure (`flowdeck tui --execution`)."""
     from flowdeck.errors import FlowdeckError
 
     if sample:
         from flowdeck.tui.app import build_app
 
-        build_app().run()
+        build_app(open_execution=open_execution, open_workflow=open_workflow).run()
         return 0
 
     from flowdeck.local import services as local_services
@@ -54,7 +60,7 @@ def run_dashboard(
         _say(f"error: {error.message}")
         return 3
     ask = services.started if keep_services is None else []
-    app = FlowdeckApp(client, started_services=ask)
+    app = FlowdeckApp(client, started_services=ask, open_execution=open_execution, open_workflow=open_workflow)
     choice = app.run()
     if app.return_code not in (0, None):
         return app.return_code or 1

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.widgets import Static, Tree
 
 from flowdeck.tui.client import WorkflowFile, WorkflowVersion
+from flowdeck.tui.vim import VimTree
 
 __all__ = ["WorkflowsPane", "Selection"]
 
@@ -40,7 +41,7 @@ class WorkflowsPane(Horizontal):
         self.selection: Selection | None = None
 
     def compose(self) -> ComposeResult:
-        tree: Tree[Selection] = Tree("workflows", id="workflow-tree")
+        tree = VimTree("workflows", id="workflow-tree")
         tree.show_root = False
         tree.guide_depth = 2
         yield tree
@@ -48,7 +49,7 @@ class WorkflowsPane(Horizontal):
             yield Static("", id="source")
 
     def show(self, versions: list[WorkflowVersion], files: list[WorkflowFile]) -> None:
-        tree: Tree[Selection] = self.query_one("#workflow-tree", Tree)
+        tree: Tree[object] = self.query_one("#workflow-tree", Tree)
         tree.clear()
         by_path = {f.path: f for f in files}
         grouped: dict[str, list[WorkflowVersion]] = {}
@@ -76,13 +77,13 @@ class WorkflowsPane(Horizontal):
                 item.append(f"{len([p for p in f.problems if ': error: ' in p])} error(s)", style="bold red")
                 leaf = node.add_leaf(item, data=Selection(workflow_id, None, f))
                 first = first or leaf
-        if first is not None and self.selection is None:
+        if first is not None and self.selection is None and isinstance(first.data, Selection):
             self._select(first.data)
             self.call_after_refresh(tree.move_cursor, first)
 
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[Selection]) -> None:
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[object]) -> None:
         event.stop()
-        if event.node.data is not None:
+        if isinstance(event.node.data, Selection):
             self._select(event.node.data)
 
     def _select(self, selection: Selection | None) -> None:

@@ -34,9 +34,20 @@ def open_by_default(ctx: typer.Context) -> None:
         raise typer.Exit(dashboard().run_dashboard())
 
 
-def tui(definitions: Path | None = DefinitionsOption, keep_services: bool | None = KeepServicesOption) -> None:
+def tui(
+    definitions: Path | None = DefinitionsOption,
+    keep_services: bool | None = KeepServicesOption,
+    execution: str | None = typer.Option(
+        None, "--execution", "-e", help="Open straight on this execution's detail (exec_<32 hex>)."
+    ),
+    workflow: str | None = typer.Option(None, "--workflow", "-w", help="Open with this workflow selected."),
+) -> None:
     """The dashboard: workflows, live executions, launch, detail (also `flowdeck` alone)."""
-    raise typer.Exit(dashboard().run_dashboard(definitions, keep_services=keep_services))
+    raise typer.Exit(
+        dashboard().run_dashboard(
+            definitions, keep_services=keep_services, open_execution=execution, open_workflow=workflow
+        )
+    )
 
 
 def web(

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from flowdeck import settings
 from flowdeck.cli.common import DefinitionsOption, err, fail, out, print_json, with_engine
@@ -64,12 +64,27 @@ def list_workflows(
     if as_json:
         print_json({"workflows": rows, "invalid_files": [str(f.path) for f in broken]})
         return
-    table = Table("workflow", "version", "status", "name", "file")
+    table = Table("workflow", "version", "status", "name", Column("file", overflow="fold"))
     for row in rows:
         table.add_row(row["workflow_id"], str(row["version"]), row["status"], row["name"], str(row["path"]))
-    out.print(table)
+    # Into a pipe rich assumes 80 columns and would cut the paths: the table takes the room it needs.
+    if out.is_terminal:
+        out.print(table)
+    else:
+        from rich.console import Console
+
+        Console(width=max(out.width, table_width(table))).print(table)
     for file in broken:
         err.print(f"[yellow]invalid:[/] {file.path} (run `flowdeck validate {file.path}`)", highlight=False)
+
+
+def table_width(table: Table) -> int:
+    """The width a table needs to show every cell whole."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    wide = Console(width=10_000)
+    return Measurement.get(wide, wide.options, table).maximum
 
 
 def deploy(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,7 @@ def _show_body(body: dict[str, Any], as_json: bool) -> None:
     if status in ("running", "waiting", "pending"):
         extra = f" (resumes at {body['resume_at']})" if body.get("resume_at") else ""
         out.print(f"continues in async mode{extra}; poll with: flowdeck status {body['execution_id']}", highlight=False)
+        out.print(f"watch it live: flowdeck tui --execution {body['execution_id']}", highlight=False)
     sys.stdout.flush()
 
 
@@ -93,16 +95,36 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Status of an execution (sync or async)."""
-    body = with_engine(lambda engine: engine.status(execution_id))
     if as_json:
+        body = _json_or_error(lambda engine: engine.status(execution_id))
         print_json(body)
         return
+    body = with_engine(lambda engine: engine.status(execution_id))
     table = Table(show_header=False, box=None)
     for key, value in body.items():
         if value is None:
             continue
         table.add_row(f"[bold]{key}[/]", json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     out.print(table)
+
+
+def _json_or_error(work: Callable[[Flowdeck], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """`with_engine` for --json: a failure (Prefect down included) is printed as the API's
+    error envelope on stdout, so a script parses one format, with the error's exit code."""
+    from flowdeck.local import prefect_server
+
+    try:
+        prefect_server.configure_environment()
+        from flowdeck.execution.service import Flowdeck
+
+        async def go() -> dict[str, Any]:
+            async with Flowdeck.open(None) as opened:
+                return await work(opened)
+
+        return asyncio.run(go())
+    except FlowdeckError as error:
+        print_json({"error": {"code": error.code, "message": error.message, "details": error.details}})
+        raise typer.Exit(error.exit_code) from None
 
 
 def executions(
