@@ -266,3 +266,32 @@ def test_the_sandbox_child_imports_only_the_standard_library():
     loaded = {line.split("|")[-1].strip() for line in done.stderr.decode().splitlines() if "|" in line}
     assert "resource" in loaded and "json" in loaded, loaded
     assert not {name for name in loaded if name.split(".")[0] in ("flowdeck", "prefect", "typing", "asyncio")}, loaded
+
+
+def _own_cgroups() -> list[str]:
+    from flowdeck.runtime.sandbox.cgroups import parents
+
+    where = parents()
+    return sorted(
+        str(path) for parent in {where.memory, where.pids} for path in parent.glob(f"flowdeck-sandbox-{os.getpid()}-*")
+    )
+
+
+def test_no_cgroup_outlives_its_sandbox():
+    run("def run(ctx):\n    return 1\n")
+    with pytest.raises(StepError):
+        run("def run(ctx):\n    while True:\n        pass\n", timeout=0.3)
+    code_step._pool.close()  # the idle ones too
+    assert _own_cgroups() == []
+
+
+def test_cgroups_left_by_a_dead_engine_are_swept():
+    from flowdeck.runtime.sandbox import cgroups
+
+    where = cgroups.parents()
+    stale = where.pids / "flowdeck-sandbox-999999999-0123456789ab"  # a pid that cannot exist
+    stale.mkdir()
+    cgroups._swept.clear()
+    run("def run(ctx):\n    return 1\n")
+    code_step._pool.close()
+    assert not stale.exists()

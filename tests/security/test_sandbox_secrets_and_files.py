@@ -8,14 +8,20 @@ sandbox, the engine's uid, privileges regained through ctypes.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sandbox_calls import processes_named, run
 
-from flowdeck.runtime.sandbox import host
+from flowdeck.runtime.sandbox import host, launcher
+from flowdeck.settings import sandbox_bwrap
 
 CANARY = "canary-5e1f-not-for-code-steps"
 
@@ -160,3 +166,41 @@ def test_ctypes_cannot_regain_privileges() -> None:
     results = run(source)
     assert results["uid"] != 0
     assert {key: value for key, value in results.items() if key != "uid" and value == 0} == {}, results
+
+
+@pytest.fixture
+def traversable_dir() -> Iterator[Path]:
+    """A directory every uid may walk into (pytest's tmp_path is under a 0700 one)."""
+    directory = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="flowdeck-uid-probe-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory)
+
+
+def _sandboxed_read(launch_argv: list[str], secret: Path) -> subprocess.CompletedProcess[str]:
+    """Run a launcher argv with `secret` bound at /secret, reading it."""
+    end = launch_argv.index("--remount-ro")  # while the sandbox's root is still writable
+    argv = launch_argv[:end] + ["--ro-bind", str(secret), "/secret"] + launch_argv[end:]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid layer is the root engine's")
+def test_a_root_only_file_stays_closed_even_when_it_is_in_view(traversable_dir: Path) -> None:
+    """The uid layer on its own (the mount namespace normally hides such files anyway):
+    flowdeck's launcher (setpriv to 65534, then bwrap) cannot read a root-only file even
+    when it is bound in; bwrap's own --uid under a user namespace made by root could."""
+    secret = traversable_dir / "api_tokens"
+    secret.write_text(CANARY)
+    secret.chmod(0o600)
+    read = ["-I", "-S", "-c", "print(open('/secret').read())"]
+    ours = launcher.command(host.CHILD_PROGRAM, [], host.TMP_BYTES, extra=read).argv
+    refused = _sandboxed_read(ours, secret)
+    assert CANARY not in refused.stdout and "PermissionError" in refused.stderr, (refused.stdout, refused.stderr)
+    # the tempting alternative: bwrap run by root, --uid 65534 in a new user namespace
+    start = ours.index(sandbox_bwrap())
+    as_root = [ours[start], "--uid", "65534", "--gid", "65534", *ours[start + 1 :]]
+    as_root = [
+        part.replace("/run/python", sys.base_prefix).replace("/run/child.py", host.CHILD_PROGRAM) for part in as_root
+    ]
+    leaked = _sandboxed_read(as_root, secret)
+    assert CANARY in leaked.stdout, (leaked.stdout, leaked.stderr)

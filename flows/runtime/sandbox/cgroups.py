@@ -114,6 +114,7 @@ class SandboxCgroup:
     @classmethod
     def create(cls, max_processes: int, memory_mb: int) -> SandboxCgroup:
         where = parents()
+        _sweep_once(where)
         name = f"{_NAME_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         memory_dir, pids_dir = where.memory / name, where.pids / name
         directories = [memory_dir] if memory_dir == pids_dir else [memory_dir, pids_dir]
@@ -211,6 +212,25 @@ class SandboxCgroup:
             return [int(pid) for pid in (self.pids_dir / "cgroup.procs").read_text().split()]
         except OSError:
             return []
+
+
+_swept: set[tuple[int, Path]] = set()
+
+
+def _sweep_once(where: _Parents) -> None:
+    """Remove the cgroups of engines that died without cleaning up (kill -9), once per process.
+
+    Their sandboxes died with them (--die-with-parent); only the empty directories remain.
+    """
+    for parent in {where.memory, where.pids}:
+        if (os.getpid(), parent) in _swept:
+            continue
+        _swept.add((os.getpid(), parent))
+        for directory in parent.glob(f"{_NAME_PREFIX}*"):
+            owner = directory.name[len(_NAME_PREFIX) :].split("-", 1)[0]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                stale = SandboxCgroup(where.version, [directory], directory, directory)
+                stale.remove(wait=0.2)
 
 
 def _counter(path: Path, key: str) -> int:
