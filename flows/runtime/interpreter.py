@@ -121,6 +121,10 @@ class EndExecution(Exception):
 
 
 WorkflowResolver = Callable[[str, "str | int"], WorkflowDefinition]
+# Validation refuses cycles of workflow calls; this is the last line of defence (a cycle
+# that only a change of definitions in flight could make): a clear step failure, never a
+# RecursionError.
+MAX_CALL_DEPTH = 20
 
 
 @dataclass
@@ -135,6 +139,7 @@ class Run:
     trigger: dict[str, Any] | None = None
     resolve_workflow: WorkflowResolver | None = None
     http: httpx.AsyncClient | None = None  # None (plain Python): the run opens one of its own
+    call_depth: int = 0  # workflow steps between the execution and this run
     ctx: dict[str, Any] = field(init=False)
     _own_http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
 
@@ -285,6 +290,8 @@ class Run:
     async def _call_workflow(self, step: WorkflowCallStep, ctx: dict[str, Any], key: str) -> Any:
         if self.resolve_workflow is None:
             raise StepError("workflow steps need a catalog to resolve the called workflow")
+        if self.call_depth >= MAX_CALL_DEPTH:
+            raise StepError(f"workflow calls nest deeper than {MAX_CALL_DEPTH} levels (a cycle of calls?)")
         try:
             child_definition = self.resolve_workflow(step.workflow_id, step.version)
         except FlowdeckError as error:
@@ -299,6 +306,7 @@ class Run:
             trigger=self.ctx["trigger"],
             resolve_workflow=self.resolve_workflow,
             http=self.http,
+            call_depth=self.call_depth + 1,
         )
         from flowdeck.runtime.inputs import validate_input
 

@@ -194,3 +194,43 @@ def test_input_schema_pattern_that_backtracks_is_linear_and_lookaround_refused(t
 
 def test_empty_steps_is_an_error(tmp_path):
     only_error(problems_of(tmp_path, "empty.yaml", "id: empty\nversion: 1\nsteps: []\n"), "'steps'", "at least 1")
+
+
+def test_a_cycle_that_reaches_the_engine_fails_its_step_not_the_process():
+    """Validation refuses cycles; the engine still bounds call depth (a definition could
+    change between validation and run), so a cycle is a step failure, not a RecursionError."""
+    import asyncio
+
+    from flowdeck.definition.catalog import build_definition
+    from flowdeck.definition.validation import check_text
+    from flowdeck.runtime.interpreter import MAX_CALL_DEPTH, Run
+
+    text = "id: selfie\nversion: 1\nstatus: published\nsteps:\n  - {id: again, type: workflow, workflow_id: selfie}\n"
+    definition = build_definition(check_text(text, "selfie.yaml"))
+    run = Run(
+        definition=definition, execution_id="exec_1", mode="sync", input={}, resolve_workflow=lambda *_: definition
+    )
+    outcome = asyncio.run(run.execute())
+    assert outcome.status == "failed"
+    assert f"workflow calls nest deeper than {MAX_CALL_DEPTH} levels" in str(outcome.error)
+
+
+def test_file_size_at_the_bound_is_accepted(tmp_path):
+    text = GOOD + "# "
+    text += "x" * (MAX_FILE_BYTES - len(text) - 1) + "\n"
+    assert len(text.encode()) == MAX_FILE_BYTES
+    assert problems_of(tmp_path, "edge.yaml", text) == []
+
+
+def test_expanded_values_just_under_and_over_the_bound(tmp_path):
+    def with_aliases(copies: int) -> str:
+        items = ", ".join(["1"] * 999)
+        refs = ", ".join(["*a"] * copies)
+        return (
+            f"id: many\nversion: 1\nstatus: published\nsteps:\n"
+            f"  - {{id: done, type: output, fields: {{a: &a [{items}], b: [{refs}]}}}}\n"
+        )
+
+    under = problems_of(tmp_path, "many.yaml", with_aliases(MAX_NODES // 1000 - 2))  # ~98,000 values
+    assert not [each for each in under if "expands to more than" in each]
+    only_error(problems_of(tmp_path, "many.yaml", with_aliases(MAX_NODES // 1000 + 1)), "expands to more than")
