@@ -19,6 +19,7 @@ time linear in their input.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -125,6 +126,21 @@ class _Bounded:
         return Functions.join(strs, separator)
 
     @staticmethod
+    def distinct(arr: Any) -> Any:
+        """The library compares each item with every kept one (`$distinct` of 100,000 items
+        took 43 s inside one call, out of reach of the clock): here each item is keyed once."""
+        if not isinstance(arr, list) or len(arr) <= 1:
+            return arr
+        results = Utils.create_sequence() if isinstance(arr, Utils.JList) else []
+        seen: set[str] = set()
+        for item in arr:
+            key = _distinct_key(item)
+            if key not in seen:
+                seen.add(key)
+                results.append(item)
+        return results
+
+    @staticmethod
     def replace(string: Any, pattern: Any, replacement: Any, limit: Any) -> Any:
         if (
             callable(replacement)
@@ -154,6 +170,20 @@ class _Bounded:
         if size + len(string) - position > MAX_STRING:
             raise _too_long("$replace", size + len(string) - position)
         return "".join(parts)
+
+
+def _distinct_key(item: Any) -> str:
+    """Equal JSON values, equal keys: 1 and 1.0 alike, true and 1 not (JSONata's deep equality)."""
+    if isinstance(item, bool) or item is None:
+        return f"b:{item}"
+    if isinstance(item, (int, float)):
+        return f"n:{float(item)!r}"
+    if isinstance(item, str):
+        return "s:" + item
+    try:
+        return "j:" + json.dumps(item, sort_keys=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):
+        return f"o:{id(item)}"  # a function or other non-JSON value: distinct by identity
 
 
 def _matches(string: str, pattern: Any) -> Any:
@@ -205,10 +235,10 @@ def _expand(template: str, whole: str, groups: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
-_SIGNATURES = {"pad": "<s-ns?:s>", "join": "<a<s>s?:s>", "replace": "<s-(sf)(sf)n?:s>"}
+_SIGNATURES = {"pad": "<s-ns?:s>", "join": "<a<s>s?:s>", "replace": "<s-(sf)(sf)n?:s>", "distinct": "<x:x>"}
 
 
 def install_bounded_functions() -> None:
-    """Rebind $pad, $join and $replace in jsonata's static frame (idempotent)."""
+    """Rebind $pad, $join, $replace and $distinct in jsonata's static frame (idempotent)."""
     for name, signature in _SIGNATURES.items():
         Jsonata.static_frame.bind(name, Jsonata.function(name, signature, _Bounded, name))

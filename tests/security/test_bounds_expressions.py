@@ -118,3 +118,10 @@ def test_async_evaluation_gives_the_same_answers():
     assert asyncio.run(render_async("{{ input.x * 3 }}", ctx)) == 6
     assert asyncio.run(evaluate_async("input.x > 1", ctx)) is True
     assert asyncio.run(render_async("plain", ctx)) == "plain"
+
+
+def test_distinct_is_linear_and_keeps_jsonata_equality():
+    result, seconds = timed(lambda: render("{{ $count($distinct([1..100000])) }}", {}))
+    assert result == 100_000 and seconds < 0.5  # the library's $distinct took 43 s, past any clock
+    mixed = '{{ $distinct([1, 1.0, true, "1", {"a": 1, "b": 2}, {"b": 2, "a": 1}, [1], [1], null, null]) }}'
+    assert render(mixed, {}) == [1, True, "1", {"a": 1, "b": 2}, [1], None]
