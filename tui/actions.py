@@ -94,6 +94,7 @@ class ExecutionActions:
                 None, now, None, None,
             )  # fmt: skip
             self.table.merge([row], complete=False)
+            self.table.focus()  # the new execution has the cursor (follow newest): enter opens it
             self.notify(execution_id, title=f"{title} submitted")  # type: ignore[attr-defined]
             self.nudge()  # type: ignore[attr-defined]
             if message.jump:

@@ -179,8 +179,10 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
         self.header.show(list(self.table.known.values()), self.table.row_count, self.table.filter.describe())
         message = self._main_query("#empty-message", Static)
         text = self.table.empty_message
-        message.display = bool(text)
-        message.update(text)
+        if text != getattr(message, "shown_text", None):  # an unchanged line is not drawn again
+            message.shown_text = text
+            message.display = bool(text)
+            message.update(text)
 
     def _tick(self) -> None:
         if self.screen is self.main:

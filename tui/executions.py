@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 from flowdeck.tui.client import ExecutionRow
 from flowdeck.tui.format import STATUS_STYLE, clock, duration, short_id, status_text
@@ -26,10 +27,15 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REBUILD_AFTER = 20  # more rows leaving than this: clear and refill (remove_row costs O(rows))
 COLUMNS = ("mark", "id", "workflow", "mode", "status", "step", "started", "took")
 FIXED = {"mark": 1, "mode": 5, "status": 11, "started": 8}  # the others fit their content
-GROWS = {"workflow", "step", "took"}  # a changed cell here may widen its column
+GROWS = {"workflow", "step", "took"}  # a changed cell here may widen its column (a fixed one never)
 WIDE_AT = 140  # from this width the id is shown whole
 STARTED_AT = 100  # below this width the started column gives its room to the others
+NARROW_STEP = 12
 SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _width(value: object) -> int:
+    return value.cell_len if isinstance(value, Text) else len(str(value))
 
 
 class IdCell(str):
@@ -125,6 +131,8 @@ class ExecutionsTable(VimTable):
             width = FIXED.get(name) or ((37 if self.wide else 13) if name == "id" else None)
             if name == "status":
                 width = 11 if self.wide else 9  # "✗ cancelled" / "cancelled"
+            if name == "step" and "started" not in self.columns_shown:
+                width = NARROW_STEP  # at 80 columns the step gives way so "took" stays whole
             self.add_column("" if name == "mark" else name, key=name, width=width)
 
     def on_resize(self) -> None:
@@ -291,11 +299,29 @@ class ExecutionsTable(VimTable):
                 else:
                     for name, old, new in zip(self.columns_shown, before, cells, strict=True):
                         if old != new or (name == "id" and getattr(old, "order", None) != getattr(new, "order", None)):
-                            self.update_cell(execution_id, name, new, update_width=name in GROWS)
+                            column = self.columns[ColumnKey(name)]
+                            grows = name in GROWS and column.auto_width and _width(new) > column.content_width
+                            self.update_cell(execution_id, name, new, update_width=grows)
                 self._shown[execution_id] = cells
             if added:
                 self.sort("id", key=lambda cell: cell.order, reverse=True)
                 self._keep_cursor(keep, keep_index)
+
+    def update_cell(
+        self, row_key: RowKey | str, column_key: ColumnKey | str, value: object, *, update_width: bool = False
+    ) -> None:
+        """DataTable's, but repainting only the cell: a duration ticking every second must
+        not redraw the whole table (that was ~6 KB/s to the terminal for one running row)."""
+        if update_width:
+            super().update_cell(row_key, column_key, value, update_width=True)
+            return
+        row = RowKey(row_key) if isinstance(row_key, str) else row_key
+        column = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        if row not in self._row_locations or column not in self._column_locations:
+            raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={column!r}.")
+        self._data[row][column] = value
+        self._update_count += 1  # the row caches are keyed by it (Textual's own update_cell does this)
+        self.refresh_coordinate(self.get_cell_coordinate(row, column))
 
     def _keep_cursor(self, keep: str | None, keep_index: int) -> None:
         if self.follow and self.row_count:
