@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+from flowdeck.definition.durations import MAX_DURATION_SECONDS
+
 Status = Literal["draft", "published", "live"]
 Mode = Literal["sync", "async"]
 
@@ -131,8 +133,13 @@ class RetryPolicy:
     backoff: float = 1.0  # multiplier applied to the delay for each further retry
 
     def delay_before(self, attempt: int) -> float:
-        """Seconds to wait before `attempt` (2 = first retry)."""
-        return self.delay * (self.backoff ** max(0, attempt - 2))
+        """Seconds to wait before `attempt` (2 = first retry), at most MAX_DURATION_SECONDS:
+        a backoff raised to many retries overflows a float (then a datetime)."""
+        try:
+            seconds = self.delay * (self.backoff ** max(0, attempt - 2))
+        except OverflowError:
+            return float(MAX_DURATION_SECONDS)
+        return min(seconds, float(MAX_DURATION_SECONDS))
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,16 @@ def test_expanded_values_just_under_and_over_the_bound(tmp_path):
     under = problems_of(tmp_path, "many.yaml", with_aliases(MAX_NODES // 1000 - 2))  # ~98,000 values
     assert not [each for each in under if "expands to more than" in each]
     only_error(problems_of(tmp_path, "many.yaml", with_aliases(MAX_NODES // 1000 + 1)), "expands to more than")
+
+
+def test_retry_policy_is_bounded_and_its_waits_never_overflow(tmp_path):
+    from flowdeck.definition.model import RetryPolicy
+
+    base = "id: again\nversion: 1\nretries: {{max_retries: {n}, delay: 1d, backoff: {b}}}\n"
+    base += "steps: [{{id: d, type: output}}]\n"
+    assert problems_of(tmp_path, "r.yaml", base.format(n=100, b=10)) == []
+    only_error(problems_of(tmp_path, "r.yaml", base.format(n=101, b=10)), "3:24:", "at most 100 (got 101)")
+    only_error(problems_of(tmp_path, "r.yaml", base.format(n=100, b=11)), "3:49:", "at most 10 (got 11)")
+    policy = RetryPolicy(max_retries=100, delay=86400.0, backoff=10.0)
+    assert policy.delay_before(2) == 86400.0
+    assert policy.delay_before(101) == MAX_DURATION_SECONDS  # 10**99 days, clamped, no OverflowError
