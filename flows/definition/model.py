@@ -16,6 +16,9 @@ Status = Literal["draft", "published", "live"]
 Mode = Literal["sync", "async"]
 
 DEFAULT_SYNC_TIMEOUT = 60.0
+# A sync caller holds a connection open for the whole limit: a workflow may raise it, but not
+# past 15 minutes (longer work belongs in async mode).
+MAX_SYNC_TIMEOUT = 900.0
 DEFAULT_TIMEOUT = 3600.0
 DEFAULT_HTTP_TIMEOUT = 30.0
 DEFAULT_CODE_TIMEOUT = 10.0

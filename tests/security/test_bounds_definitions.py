@@ -247,3 +247,9 @@ def test_retry_policy_is_bounded_and_its_waits_never_overflow(tmp_path):
     policy = RetryPolicy(max_retries=100, delay=86400.0, backoff=10.0)
     assert policy.delay_before(2) == 86400.0
     assert policy.delay_before(101) == MAX_DURATION_SECONDS  # 10**99 days, clamped, no OverflowError
+
+
+def test_sync_timeout_has_a_maximum(tmp_path):
+    base = "id: waits\nversion: 1\nsync_timeout: {t}\nsteps: [{{id: d, type: output}}]\n"
+    assert problems_of(tmp_path, "s.yaml", base.format(t="15m")) == []
+    only_error(problems_of(tmp_path, "s.yaml", base.format(t="901s")), "3:15:", "longer than 15m")

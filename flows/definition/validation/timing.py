@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from flowdeck.definition import input_schema
 from flowdeck.definition.durations import DurationTooLong, format_seconds, parse_duration, wait_duration_seconds
-from flowdeck.definition.model import DEFAULT_SYNC_TIMEOUT, DEFAULT_TIMEOUT
+from flowdeck.definition.model import DEFAULT_SYNC_TIMEOUT, DEFAULT_TIMEOUT, MAX_SYNC_TIMEOUT
 from flowdeck.definition.validation.places import _last_index
 from flowdeck.definition.validation.walk import _CheckerBase, _StepInfo
 from flowdeck.definition.yaml_source import DataPath
@@ -33,11 +33,18 @@ class _TimingChecks(_CheckerBase):
                     places.append((step.path + (key,), step.data[key]))
         for path, value in places:
             try:
-                (wait_duration_seconds if path[-1] == "duration" else parse_duration)(value)
+                seconds = (wait_duration_seconds if path[-1] == "duration" else parse_duration)(value)
             except DurationTooLong as error:
                 self.error(path, f"{error}; write a shorter one")
             except ValueError:
                 pass  # not a duration at all: the schema reports it
+            else:
+                if path == ("sync_timeout",) and seconds > MAX_SYNC_TIMEOUT:
+                    self.error(
+                        path,
+                        f"sync_timeout {format_seconds(seconds)} is longer than {format_seconds(MAX_SYNC_TIMEOUT)}, "
+                        "the longest a sync caller may be kept waiting; run longer work in async mode",
+                    )
 
     def _check_wait(self, step: _StepInfo) -> None:
         if "duration" not in step.data:
