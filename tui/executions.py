@@ -119,6 +119,7 @@ class ExecutionsTable(VimTable):
         self.stale_since: datetime | None = None
         self._shown: dict[str, tuple[object, ...]] = {}
         self._placing = False  # the cursor moved by the table itself, not by the user
+        self._many_changes = False
 
     def on_mount(self) -> None:
         self._build_columns()
@@ -283,6 +284,7 @@ class ExecutionsTable(VimTable):
             self._rebuild(keep, keep_index)
             return
         added = False
+        self._many_changes = len(candidates) > REBUILD_AFTER
         with self.app.batch_update():
             for execution_id in candidates:
                 row = self.known.get(execution_id)
@@ -321,7 +323,10 @@ class ExecutionsTable(VimTable):
             raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={column!r}.")
         self._data[row][column] = value
         self._update_count += 1  # the row caches are keyed by it (Textual's own update_cell does this)
-        self.refresh_coordinate(self.get_cell_coordinate(row, column))
+        if self._many_changes:  # one repaint of the table costs less than hundreds of cell regions
+            self.refresh()
+        else:
+            self.refresh_coordinate(self.get_cell_coordinate(row, column))
 
     def _keep_cursor(self, keep: str | None, keep_index: int) -> None:
         if self.follow and self.row_count:
