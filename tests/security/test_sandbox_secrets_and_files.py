@@ -200,7 +200,7 @@ def test_a_root_only_file_stays_closed_even_when_it_is_in_view(traversable_dir: 
     start = ours.index(sandbox_bwrap())
     as_root = [ours[start], "--uid", "65534", "--gid", "65534", *ours[start + 1 :]]
     as_root = [
-        part.replace("/run/python", sys.base_prefix).replace("/run/child.py", host.CHILD_PROGRAM) for part in as_root
+        part.replace("/run/python0", sys.base_prefix).replace("/run/child.py", host.CHILD_PROGRAM) for part in as_root
     ]
     leaked = _sandboxed_read(as_root, secret)
     assert CANARY in leaked.stdout, (leaked.stdout, leaked.stderr)

@@ -73,13 +73,14 @@ class Launch:
     env: dict[str, str]
 
 
-def _interpreter() -> tuple[str, str]:
-    """(the real interpreter binary, the prefix that holds it and its standard library)."""
+def _interpreter() -> tuple[str, list[str]]:
+    """(the real interpreter binary, the directories it needs: its standard library's prefix,
+    and the binary's own prefix when it is elsewhere, as in a venv made with --copies)."""
     executable = os.path.realpath(sys.executable)
-    prefix = os.path.realpath(sys.base_prefix)
-    if not executable.startswith(prefix + os.sep):
-        prefix = os.path.dirname(os.path.dirname(executable))
-    return executable, prefix
+    prefixes = [os.path.realpath(sys.base_prefix)]
+    if not executable.startswith(prefixes[0] + os.sep):
+        prefixes.append(os.path.dirname(os.path.dirname(executable)))
+    return executable, [prefix for prefix in prefixes if not prefix.startswith("/usr/")]  # /usr is bound anyway
 
 
 def _root_links() -> list[str]:
@@ -97,13 +98,12 @@ def _root_links() -> list[str]:
 def command(child_program: str, procs_files: list[str], tmp_bytes: int, extra: list[str] | None = None) -> Launch:
     """The argv that starts `python -I -S -B child.py` isolated (or `extra` instead of the
     child program's arguments, for the host check)."""
-    executable, prefix = _interpreter()
+    executable, prefixes = _interpreter()
     as_root = os.geteuid() == 0
     staged: list[tuple[str, str]] = []
     binds: list[str] = []
-    for source, name, target in ((prefix, "python", prefix), (child_program, "child.py", CHILD_IN_SANDBOX)):
-        if prefix.startswith("/usr/") and name == "python":
-            continue  # inside /usr, which is bound anyway
+    needed = [(prefix, f"python{index}", prefix) for index, prefix in enumerate(prefixes)]
+    for source, name, target in [*needed, (child_program, "child.py", CHILD_IN_SANDBOX)]:
         if as_root:
             staged.append((source, name))
             source = f"{_STAGE}/{name}"
