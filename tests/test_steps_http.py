@@ -49,6 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(204, b"", "application/json")
         elif parts.path == "/broken-json":
             self._send(200, b"{not json", "application/json")
+        elif parts.path == "/deep-json":
+            self._send(200, b"[" * 100_000 + b"]" * 100_000, "application/json")
         elif parts.path == "/slow":
             time.sleep(5.0)
             self._send(200, b"late", "text/plain")
@@ -120,6 +122,13 @@ def test_an_empty_response_has_no_body(server):
 
 def test_a_response_that_claims_json_but_is_not_gives_text(server):
     assert call(method="GET", url=f"{server}/broken-json")["body"] == "{not json"
+
+
+def test_a_response_nested_past_the_input_depth_fails_the_step_clearly(server):
+    """A server cannot put into the execution's record what Prefect could not read back."""
+    with pytest.raises(StepError) as caught:
+        call(method="GET", url=f"{server}/deep-json")
+    assert f"HTTP GET {server}/deep-json: the response body nests deeper than 64 levels" in str(caught.value)
 
 
 def test_a_failing_status_names_status_method_and_url_but_no_secrets(server):

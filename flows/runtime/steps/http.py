@@ -15,6 +15,7 @@ import httpx
 
 from flowdeck.definition.model import DEFAULT_HTTP_TIMEOUT
 from flowdeck.errors import StepError
+from flowdeck.runtime.input_bounds import JsonRefused, parse_strict
 
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # a response is kept in the context: keep it bounded
 _ERROR_BODY_CHARS = 200
@@ -65,7 +66,7 @@ async def run_http(
     output = {
         "status_code": response.status_code,
         "headers": dict(response.headers.items()),
-        "body": _response_body(response, raw),
+        "body": _response_body(response, raw, where),
     }
     if fail_on_status and not response.is_success:
         raise StepError(
@@ -153,7 +154,7 @@ async def _read_bounded(response: httpx.Response, where: str) -> bytes:
     return b"".join(chunks)
 
 
-def _response_body(response: httpx.Response, raw: bytes) -> Any:
+def _response_body(response: httpx.Response, raw: bytes, where: str) -> Any:
     if not raw:
         return None
     content_type = response.headers.get("content-type", "").lower()
@@ -162,10 +163,14 @@ def _response_body(response: httpx.Response, raw: bytes) -> Any:
     except LookupError:  # a charset Python does not know
         text = raw.decode("utf-8", errors="replace")
     if "json" in content_type:
+        # The body joins the execution's context and its records in Prefect: the same strict
+        # JSON and depth as an input, so no server can store what Prefect cannot read back.
         try:
-            return json.loads(text)
-        except ValueError:
-            return text  # says JSON, is not: the text is more useful than an error
+            return parse_strict(text, "the response body")
+        except JsonRefused as refused:
+            if refused.malformed:
+                return text  # says JSON, is not: the text is more useful than an error
+            raise StepError(f"HTTP {where}: {refused}") from None
     return text
 
 
