@@ -3,12 +3,18 @@ the fixed-data App with a launch memory of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+# fixed executions (tui/fixed.py)
+ASYNC = "exec_0001a1b2c3d4e5f6a7b8c9d0e1f2a3b4"  # waiting, retried fetch_company, a wait
+SYNC = "exec_0003a1b2c3d4e5f6a7b8c9d0e1f2a3b4"  # failed at score
+SUCCESS = "exec_0002a1b2c3d4e5f6a7b8c9d0e1f2a3b4"
 
 
 async def until(predicate: Callable[[], bool], pilot: Any, timeout: float = 10.0) -> float:
@@ -58,3 +64,29 @@ async def settle(pilot: Any) -> None:
     if pilot.app.screen is not pilot.app.main:
         await pilot.app.screen.workers.wait_for_complete()
         await pilot.pause()
+
+
+def drive(body: Callable[[Any, Any], Awaitable[None]], size: tuple[int, int] = (120, 40), **options: Any) -> Any:
+    app = fixed_app(**options)
+
+    async def go() -> None:
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await body(app, pilot)
+
+    asyncio.run(go())
+    return app
+
+
+def footer_keys(app: Any) -> list[str]:
+    return [b.binding.description for b in app.active_bindings.values() if b.binding.show]
+
+
+async def open_detail(app: Any, pilot: Any, execution_id: str) -> Any:
+    """The detail screen of `execution_id`, loaded."""
+    from flowdeck.tui.detail import DetailScreen
+
+    app.open_execution(execution_id)
+    await until(lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None, pilot)
+    await settle(pilot)
+    return app.screen
