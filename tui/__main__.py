@@ -1,11 +1,12 @@
-"""`python -m tui [--sample] [--definitions DIR] [--keep-services|--stop-services]`."""
+"""`python -m flowdeck.tui [--sample] [--definitions DIR] [--execution ID] [--workflow ID]
+[--keep-services|--stop-services]`."""
 
 import argparse
 import sys
 
 from flowdeck.tui.main import run_dashboard
 
-parser = argparse.ArgumentParser(prog="python -m tui", description="The flowdeck dashboard.")
+parser = argparse.ArgumentParser(prog="python -m flowdeck.tui", description="The flowdeck dashboard.")
 parser.add_argument("--definitions", "-d", default=None)
 parser.add_argument("--sample", action="store_true", help="fixed sample data, no Prefect")
 parser.add_argument("--execution", "-e", default=None, help="open on this execution's detail")

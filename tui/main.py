@@ -93,13 +93,14 @@ def run_dashboard(
 
 
 def serve_web(host: str = "127.0.0.1", port: int = 8000, definitions: str | Path | None = None) -> None:
-    """Serve the dashboard to browsers: each browser session runs `python -m tui`."""
+    """Serve the dashboard to browsers: each browser session runs `python -m flowdeck.tui`
+    (nothing installs a top-level `tui`, so `python -m tui` would fail in every session)."""
     from textual_serve.server import Server
 
     from flowdeck.local import services as local_services
 
     local_services.ensure(definitions)
-    command = [sys.executable, "-m", "tui", "--keep-services"]
+    command = [sys.executable, "-m", "flowdeck.tui", "--keep-services"]
     if definitions is not None:
         command += ["--definitions", str(Path(definitions).resolve())]
     server = Server(shlex.join(command), host=host, port=port, title="flowdeck")
