@@ -34,6 +34,7 @@ __all__ = [
     "check_size",
     "check_value",
     "encoded_size",
+    "loads_strict",
     "parse_strict",
 ]
 
@@ -47,11 +48,12 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 class JsonRefused(ValueError):
     """Not strict JSON (`malformed`: not JSON at all) or breaks a bound; `where` names the place."""
 
-    def __init__(self, message: str, where: str = "", *, malformed: bool = False) -> None:
+    def __init__(self, message: str, where: str = "", *, malformed: bool = False, syntax: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.where = where
-        self.malformed = malformed
+        self.malformed = malformed or syntax
+        self.syntax = syntax  # not JSON text at all (cut short, a typo), rather than JSON outside the bounds
 
 
 class InputTooLarge(JsonRefused):
@@ -96,6 +98,14 @@ def parse_strict(raw: bytes | str, what: str = "the body", *, extra_depth: int =
 
     Raises JsonRefused with a message that says what is wrong and where.
     """
+    value = loads_strict(raw, what)
+    check_value(value, "", extra_depth=extra_depth)
+    return value
+
+
+def loads_strict(raw: bytes | str, what: str = "the body") -> Any:
+    """`parse_strict` without the walk over the value (for a caller that checks parts of it
+    itself, e.g. a code step's reply): strict numbers and text, no RecursionError."""
     if isinstance(raw, bytes):
         try:
             text = raw.decode("utf-8")
@@ -110,16 +120,15 @@ def parse_strict(raw: bytes | str, what: str = "the body", *, extra_depth: int =
         value = json.loads(text, parse_constant=_constant, parse_int=_parse_int, parse_float=_parse_float)
     except json.JSONDecodeError as error:
         raise JsonRefused(
-            f"{what} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}", malformed=True
+            f"{what} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}", syntax=True
         ) from None
     except RecursionError:
         raise JsonRefused(f"{what} nests deeper than {MAX_JSON_DEPTH} levels of objects and arrays") from None
-    check_value(value, "", extra_depth=extra_depth)
     return value
 
 
 def check_value(value: Any, where: str, *, extra_depth: int = 0) -> None:
-    """Depth and text of an already parsed value (iterative: any depth is safe to walk)."""
+    """Depth, text and numbers of an already parsed value (iterative: any depth is safe to walk)."""
     limit = MAX_JSON_DEPTH + extra_depth
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     while stack:
@@ -136,6 +145,11 @@ def check_value(value: Any, where: str, *, extra_depth: int = 0) -> None:
             stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item))
         elif isinstance(item, str):
             _check_text(item, path)
+        elif isinstance(item, float) and not math.isfinite(item):
+            # a value built in Python (a facade caller, a code step) never went through the parser
+            raise JsonRefused(f"{path or 'the value'} is {item}, which is not JSON; send a finite number", path)
+        elif isinstance(item, int) and not isinstance(item, bool) and not _INT_MIN <= item <= _INT_MAX:
+            raise JsonRefused(f"{path or 'the value'} is an integer that does not fit in 64 bits", path)
 
 
 def _check_text(text: str, path: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from flowdeck.definition.model import MAX_CODE_MEMORY_MB, MAX_CODE_TIMEOUT
 from flowdeck.errors import StepError
+from flowdeck.runtime.input_bounds import JsonRefused, check_value, encoded_size, loads_strict
 from flowdeck.runtime.sandbox.host import MAX_PROCESSES, POOL_SIZE, SANDBOX_ENV, CallOutcome, warm_up
 from flowdeck.runtime.sandbox.host import pool as _pool
 
@@ -85,30 +86,61 @@ async def run_code(
     answer = _parse_answer(outcome.reply)
     if answer is None:
         raise StepError(_describe_exit(outcome, memory_mb, timeout))
-    logs = _join_logs(answer.get("logs") or "", outcome)
+    logs = _join_logs(_text(answer.get("logs"))[: MAX_LOG_CHARS + 100], outcome)
     if logs:
         (on_logs or _log_output)(logs)
     failure = answer.get("error")
     if failure is None and outcome.out_of_memory:
         failure = {"type": "MemoryError"}  # a child process was killed; the answer may be partial
     if failure is not None:
+        if not isinstance(failure, dict):
+            failure = {"type": "Error", "message": _text(failure)}
         raise StepError(_describe_error(failure, code, memory_mb), details={"logs": logs} if logs else None)
-    return answer.get("value")
+    return _checked_value(answer.get("value"))
 
 
 def _parse_answer(stdout: bytes) -> dict[str, Any] | None:
+    """The reply as strict JSON. The code can write any bytes to the reply pipe, so nothing
+    here trusts the child: NaN, 1e999, huge numbers, invalid UTF-8, deep nesting are no reply."""
     if not stdout:
         return None
     try:
-        answer = json.loads(stdout)
-    except ValueError:
-        return None
+        answer = loads_strict(stdout, "the reply")
+    except JsonRefused as refused:
+        if refused.syntax:
+            return None  # cut short (the sandbox died while writing): the exit status says why
+        raise _unstorable(refused) from None
     return answer if isinstance(answer, dict) else None
 
 
+def _unstorable(refused: JsonRefused) -> StepError:
+    return StepError(
+        f"code step: run(ctx) returned a value that cannot be stored: {refused.message} "
+        "(return plain JSON: finite numbers, integers within 64 bits, at most 64 levels, Unicode text)"
+    )
+
+
+def _checked_value(value: Any) -> Any:
+    """The step's output joins the context, the journal and Prefect: the bounds of an input."""
+    try:
+        check_value(value, "the value")
+    except JsonRefused as refused:
+        raise _unstorable(refused) from None
+    if encoded_size(value) > MAX_RESULT_BYTES:  # the child refuses these; a forged reply is not the child
+        raise StepError(f"code step: run(ctx) returned more than {MAX_RESULT_BYTES // (1024 * 1024)} MiB of JSON")
+    return value
+
+
+def _text(value: Any) -> str:
+    """Text from the reply as valid Unicode: a lone surrogate (print("\\ud800")) becomes U+FFFD."""
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if not value.isascii() else value
+
+
 def _describe_error(error: dict[str, Any], code: str, memory_mb: int) -> str:
-    kind = error.get("type") or "Error"
-    message = error.get("message") or ""
+    kind = _text(error.get("type"))[:200] or "Error"
+    message = _text(error.get("message"))[:MAX_LOG_CHARS]
     if kind == "MissingRun":
         return "code step: the code must define a function run(ctx)"
     if kind == "NotSerialisable":
