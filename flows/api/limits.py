@@ -97,7 +97,8 @@ def _refusal(scope: Scope, body: bytes):  # type: ignore[no-untyped-def]
     """The error answer for a JSON body outside the input bounds, else None."""
     path = scope["path"]
     hook = path.startswith(HOOKS_PREFIX)
-    content_type = next((value for name, value in scope.get("headers", ()) if name == b"content-type"), b"")
+    # lower-cased: FastAPI reads `application/JSON` as JSON too, and it must not pass unchecked
+    content_type = next((value for name, value in scope.get("headers", ()) if name == b"content-type"), b"").lower()
     if not body.strip() or not (hook or not content_type or b"json" in content_type):
         return None  # FastAPI answers a body that is not JSON (422: send it as JSON)
     try:
