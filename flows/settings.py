@@ -82,6 +82,7 @@ WORKER_VARIABLES = {
     "dead_after": "FLOWDECK_WORKER_DEAD_AFTER",
     "sync_grace": "FLOWDECK_SYNC_GRACE",
     "claim_grace": "FLOWDECK_WORKER_CLAIM_GRACE",
+    "orphan_after": "FLOWDECK_WORKER_ORPHAN_AFTER",
 }
 
 

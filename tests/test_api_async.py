@@ -10,6 +10,7 @@ from uuid import UUID
 
 import httpx
 from support.api import API_DEFINITIONS, ApiServer, count_flow_runs, wait_for_status
+from support.prefect import auth_headers
 
 EXECUTIONS = "/workflow/workflow-executions"
 
@@ -140,7 +141,7 @@ def test_batch_of_1000_in_one_call(api: ApiServer, prefect_api: str) -> None:
     ids = [each["execution_id"] for each in response.json()["executions"]]
     assert len(set(ids)) == 1000
     for index in (0, 1, 499, 999):
-        run = httpx.get(f"{prefect_api}/flow_runs/{UUID(hex=ids[index][5:])}").json()
+        run = httpx.get(f"{prefect_api}/flow_runs/{UUID(hex=ids[index][5:])}", headers=auth_headers()).json()
         assert run["parameters"]["tag"] == str(index)
     assert count_flow_runs(prefect_api, "batch_sink") == 1000
     assert elapsed < 240, f"a batch of 1000 took {elapsed:.1f}s"

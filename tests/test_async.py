@@ -290,10 +290,11 @@ def test_unknown_ids_drafts_and_bad_input_start_nothing(prefect_api: str) -> Non
 
 
 def test_deployments_carry_the_input_schema_and_prefect_cli_starts_a_run(worker: Any) -> None:
-    import httpx
+    from support.prefect import client
 
     api = os.environ["PREFECT_API_URL"]
-    deployment = httpx.get(f"{api}/deployments/name/quick/v1").json()
+    prefect = client(api)
+    deployment = prefect.get(f"{api}/deployments/name/quick/v1").json()
     schema = deployment["parameter_openapi_schema"]
     assert schema["required"] == ["n"]
     assert schema["properties"]["n"]["type"] == "integer"
@@ -318,18 +319,19 @@ def test_deployments_carry_the_input_schema_and_prefect_cli_starts_a_run(worker:
 
 
 def test_schedule_trigger_runs_with_the_scheduled_time_in_ctx(worker: Any) -> None:
-    import httpx
+    from support.prefect import client
 
     api = os.environ["PREFECT_API_URL"]
-    deployment = httpx.get(f"{api}/deployments/name/scheduled/v1").json()
+    prefect = client(api)
+    deployment = prefect.get(f"{api}/deployments/name/scheduled/v1").json()
     schedules = deployment["schedules"]
     assert len(schedules) == 1
     assert schedules[0]["schedule"]["cron"] == "30 2 * * *"
     assert schedules[0]["schedule"]["timezone"] == "Europe/Paris"
     assert schedules[0]["active"] is True
     # Let Prefect's scheduler create the upcoming runs, then make the first one due now.
-    httpx.post(f"{api}/deployments/{deployment['id']}/schedule", json={}).raise_for_status()
-    runs = httpx.post(
+    prefect.post(f"{api}/deployments/{deployment['id']}/schedule", json={}).raise_for_status()
+    runs = prefect.post(
         f"{api}/flow_runs/filter",
         json={"deployments": {"id": {"any_": [deployment["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 1},
     ).json()
@@ -339,7 +341,7 @@ def test_schedule_trigger_runs_with_the_scheduled_time_in_ctx(worker: Any) -> No
 
     paris = datetime.fromisoformat(scheduled_at).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
     assert (paris.hour, paris.minute) == (2, 30)  # daylight saving handled by the time zone
-    httpx.post(
+    prefect.post(
         f"{api}/flow_runs/{runs[0]['id']}/set_state",
         json={
             "state": {

@@ -55,15 +55,16 @@ def test_a_plain_prefect_process_worker_runs_a_flowdeck_deployment(prefect_api: 
     import subprocess
     import sys
 
-    import httpx
+    from support.prefect import client
 
     deployed = run_cli("deploy")
     assert deployed.returncode == 0, deployed.stderr
     api = prefect_api
+    prefect = client(api)
     queue = "prefect-hosted-test"
-    httpx.post(f"{api}/work_pools/flowdeck/queues", json={"name": queue}).raise_for_status()
-    deployment = httpx.get(f"{api}/deployments/name/hello/v1").json()
-    created = httpx.post(
+    prefect.post(f"{api}/work_pools/flowdeck/queues", json={"name": queue}).raise_for_status()
+    deployment = prefect.get(f"{api}/deployments/name/hello/v1").json()
+    created = prefect.post(
         f"{api}/deployments/{deployment['id']}/create_flow_run",
         json={"parameters": {"name": "Prefect"}, "work_queue_name": queue},
     )

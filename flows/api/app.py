@@ -24,6 +24,7 @@ from flowdeck.api.auth import BearerAuth, load_tokens, require_tokens
 from flowdeck.api.limits import BodyLimit
 from flowdeck.api.models import ErrorBody, Health
 from flowdeck.errors import PrefectUnavailable
+from flowdeck.execution.reloading import DefinitionsWatch
 
 DESCRIPTION = """\
 Run flowdeck workflows over HTTP: sync (wait for the result) and async (get an execution id,
@@ -66,6 +67,7 @@ def create_app(
             app.state.engine = Flowdeck.open(definitions)
         else:
             app.state.engine = engine
+        app.state.definitions_watch = DefinitionsWatch(app.state.engine.catalog.directory)
         try:
             yield
         finally:

@@ -13,7 +13,13 @@ Engine = Any  # a Flowdeck; typed loosely so that importing the routes does not 
 
 
 def engine_of(request: Request) -> Flowdeck:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    """The engine, its definitions loaded again first when their files changed (as the
+    worker does): a new file is runnable and a deleted one unknown, without a restart."""
+    engine = request.app.state.engine
+    watch = getattr(request.app.state, "definitions_watch", None)
+    if watch is not None and watch.changed():
+        engine.reload(engine.catalog.directory)
+    return engine  # type: ignore[no-any-return]
 
 
 __all__ = ["Engine", "engine_of"]

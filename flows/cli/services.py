@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from flowdeck import settings
-from flowdeck.cli.common import DefinitionsOption, connect, err, failed, out, print_json
+from flowdeck.cli.common import DefinitionsOption, connect, err, fail, failed, out, print_json
 from flowdeck.cli.common import engine as engine_of
 from flowdeck.errors import ConfigurationError, FlowdeckError, PrefectUnavailable
 from flowdeck.local import prefect_server
@@ -39,19 +39,38 @@ def worker(
         import signal
 
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, node.stop)
         ready = asyncio.Event()
         serving = asyncio.create_task(node.run(ready))
-        await ready.wait()
-        print(
-            f"worker {node.name} serving {len(engine.catalog.definitions)} definition(s) "
-            f"from {os.environ.get('PREFECT_API_URL')} (ctrl+c to stop)",
-            file=sys.stderr,
-            flush=True,
-        )
-        await serving
-        await engine.aclose()
+
+        def stop() -> None:
+            # Serving: finish the step boundary and hand running executions back. Still
+            # starting (Prefect slow or unreachable): there is nothing to hand back.
+            if ready.is_set():
+                node.stop()
+            else:
+                serving.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop)
+        try:
+            # A start that fails (Prefect unreachable) ends `serving` before `ready` is set.
+            started = asyncio.create_task(ready.wait())
+            await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
+            started.cancel()
+            if ready.is_set():
+                print(
+                    f"worker {node.name} serving {len(engine.catalog.definitions)} definition(s) "
+                    f"from {os.environ.get('PREFECT_API_URL')} (ctrl+c to stop)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            try:
+                await serving
+            except asyncio.CancelledError:
+                print(f"worker {node.name} stopped while starting", file=sys.stderr, flush=True)
+                return
+        finally:
+            await engine.aclose()
         print(f"worker {node.name} stopped: executed {node.executed} execution(s)", file=sys.stderr, flush=True)
 
     try:
@@ -118,25 +137,70 @@ def server_start(
     out.print(
         f"Prefect server running at {state.api_url} (pid {state.pid}, database {state.database})", highlight=False
     )
-    out.print(f"UI: {state.api_url.removesuffix('/api')}", highlight=False)
+    _print_ui_hint(state)
 
 
 def server_stop() -> None:
-    """Stop the local Prefect server."""
+    """Stop the local Prefect server (exactly the one `flowdeck server status` reports)."""
+    state = prefect_server.status()
+    if not state.managed:
+        raise fail(f"PREFECT_API_URL is {state.api_url}: flowdeck does not manage that server", 2)
     stopped = prefect_server.stop()
-    out.print("stopped" if stopped else "no local server was running")
+    if stopped:
+        out.print(f"stopped the local Prefect server (pid {state.pid})" if state.pid else "stopped")
+    elif state.foreign:
+        out.print(
+            f"no flowdeck server was running; {state.api_url} answers from {state.foreign}, left alone",
+            highlight=False,
+        )
+    else:
+        out.print("no local server was running")
 
 
 def server_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Is the Prefect server up, and which one is used."""
     state = prefect_server.status()
+    from flowdeck.store.outbox import Outbox
+
+    backlog = Outbox.default().backlog()  # committed here, not yet written to Prefect
     if as_json:
-        print_json(state.__dict__)
+        print_json({**state.__dict__, "ui_url": state.ui_url, "outbox": backlog})
     else:
+        out.print(
+            f"outbox: {backlog['executions']} executions not yet in Prefect"
+            + (f" (oldest {backlog['oldest_age_s']:.1f} s)" if backlog["executions"] else ""),
+            highlight=False,
+        )
         health = "[green]up[/]" if state.healthy else "[red]down[/]"
         kind = "local (flowdeck-managed)" if state.managed else "external (PREFECT_API_URL)"
         out.print(f"{health} {state.api_url} {kind}" + (f" pid {state.pid}" if state.pid else ""))
+        if state.foreign:
+            out.print(
+                f"[yellow]not flowdeck's server:[/] the port answers from {state.foreign}; "
+                "`flowdeck server stop` leaves it alone",
+                highlight=False,
+            )
+        elif state.managed and state.healthy:
+            _print_ui_hint(state)
     raise typer.Exit(0 if state.healthy else 1)
+
+
+def _print_ui_hint(state: prefect_server.ServerStatus) -> None:
+    """How to open the Prefect UI: it asks for the server's credential as its password."""
+    if state.authenticated:
+        out.print(
+            f"Prefect UI: {state.ui_url} (it asks for a password: paste the line of "
+            f"{state.credential_file}, e.g. `cat {state.credential_file}`)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        out.print(
+            f"[bold yellow]warning:[/] the server at {state.api_url} answers without a credential "
+            "(started by an older flowdeck?): restart it with `flowdeck server stop && flowdeck server start`",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def services_status() -> None:

@@ -30,6 +30,7 @@ from prefect.states import Running
 from flowdeck import settings
 from flowdeck.definition.model import Step, WaitStep, WorkflowDefinition
 from flowdeck.errors import StepError
+from flowdeck.execution import pinning
 from flowdeck.execution.hooks import RecordedHooks
 from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run, WorkflowResolver
 from flowdeck.store import encoding, journal, transitions
@@ -135,7 +136,8 @@ async def run_sync(
             state=Running(timestamp=started),
             tags=encoding.run_tags(definition, "sync"),
             context={"flowdeck": {"mode": "sync", "trigger": trigger or {"type": "manual"}}},
-            labels=encoding.first_attempt_labels(),
+            # the pin: proof for a worker that flowdeck itself created this run (execution/pinning.py)
+            labels={**encoding.first_attempt_labels(), **pinning.pin_labels(definition, input_data)},
             flow_version=str(definition.version),
         )
     )

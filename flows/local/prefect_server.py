@@ -4,6 +4,16 @@ Prefect's own fallback, an ephemeral server started inside every process, costs 
 command and fights over SQLite; instead flowdeck starts one `prefect server start` detached,
 with its state under FLOWDECK_HOME, on first need, and every later process reuses it.
 
+The server runs with Prefect's own API authentication: a generated credential
+(flowdeck.local.credentials, `$FLOWDECK_HOME/prefect_auth`, mode 0600) is its
+PREFECT_SERVER_API_AUTH_STRING, and `base_environment()` hands it to flowdeck's own
+processes as PREFECT_API_AUTH_STRING. A process without it gets 401 from every endpoint
+but the health checks (and the UI asks for it as its password).
+
+The server is recognised by its command line, its directory and its port
+(flowdeck.local.daemons), never by its pid file alone: `status` and `stop` find the same
+process, and only that process is signalled.
+
 Nothing here imports prefect: the environment must be settled before prefect is imported,
 because Prefect reads its settings at import time.
 """
@@ -21,9 +31,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from flowdeck import settings
 from flowdeck.errors import ConfigurationError, PrefectUnavailable
-from flowdeck.local import daemons, spawn
+from flowdeck.local import credentials, daemons, spawn
 
 START_TIMEOUT = 60.0
 
@@ -35,6 +47,16 @@ class ServerStatus:
     healthy: bool
     pid: int | None = None
     database: str | None = None
+    # managed: the local port answers, but not from the server flowdeck started (who holds it)
+    foreign: str | None = None
+    # managed: the file holding the credential, and whether the server asks for it (None:
+    # not known, the server is down)
+    credential_file: str | None = None
+    authenticated: bool | None = None
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
 
 
 def local_api_url() -> str:
@@ -67,8 +89,18 @@ def configure_environment() -> str:
     return api_url
 
 
+def uses_local_server() -> bool:
+    """This process talks to the server flowdeck runs (PREFECT_API_URL unset, or set to it)."""
+    external = settings.external_api_url()
+    return external is None or external.rstrip("/") == local_api_url()
+
+
 def base_environment() -> None:
-    """Settings every flowdeck process shares, whichever server it talks to."""
+    """Settings every flowdeck process shares, whichever server it talks to; for the local
+    server, its credential (children inherit it: the worker, API and dashboard flowdeck
+    starts). With PREFECT_API_URL elsewhere, PREFECT_API_AUTH_STRING is the operator's."""
+    if uses_local_server():
+        os.environ["PREFECT_API_AUTH_STRING"] = credentials.prefect_auth_string()
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home()))
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     # Prefect drains its event queue at exit (block loads emit events) and says so as a
@@ -239,8 +271,12 @@ def start(topology: Topology | None = None) -> ServerStatus:
         settings.prefect_home().mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         env["PREFECT_HOME"] = str(settings.prefect_home())
+        # The server asks every request for it; its own internal clients send it too.
+        env["PREFECT_SERVER_API_AUTH_STRING"] = env["PREFECT_API_AUTH_STRING"] = credentials.prefect_auth_string()
         env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
         env["PREFECT_UI_ENABLED"] = env.get("PREFECT_UI_ENABLED", "true")
+        # The UI's calls go to this server (Prefect's default is port 4200, whatever --port says).
+        env["PREFECT_UI_API_URL"] = api_url
         env.update(server_tuning())
         env.update(topology.environment())
         topology.remember()
@@ -268,7 +304,11 @@ def start(topology: Topology | None = None) -> ServerStatus:
                 lambda: is_healthy(api_url, timeout=1.0), START_TIMEOUT, interval=0.2, also=filter(None, (services,))
             )
         except spawn.StartError as error:
-            stop()
+            # not `stop()`: a server that never listened is not recognised by its port
+            for started in filter(None, (services, process)):
+                daemons.terminate_group(started.pid)
+            _pid_file().unlink(missing_ok=True)
+            _services_pid_file().unlink(missing_ok=True)
             if error.returncode is not None:
                 raise PrefectUnavailable(
                     f"the local Prefect server exited with code {error.returncode}; see {_log_file()}"
@@ -293,25 +333,68 @@ def server_tuning() -> dict[str, str]:
     }
 
 
+def _server_identity() -> daemons.Identity:
+    """The local server as `start` runs it: `... server start --host 127.0.0.1 --port N` in
+    FLOWDECK_HOME, listening on N."""
+    port = settings.server_port()
+    words = ("server", "start", "--host", "127.0.0.1", "--port", str(port))
+    return daemons.Identity(argv=words, cwd=settings.home(), port=port)
+
+
+def _services_identity() -> daemons.Identity:
+    return daemons.Identity(argv=("prefect", "server", "services", "start"), cwd=settings.home())
+
+
+def server_pid() -> int | None:
+    """The server flowdeck started for this FLOWDECK_HOME and port, found by its pid file or
+    its port; None when it does not run (whatever the pid file says)."""
+    return daemons.find(_pid_file(), _server_identity())
+
+
 def stop(timeout: float = 20.0) -> bool:
-    """Stop the server flowdeck started. Returns False when none was running."""
-    services = daemons.stop(_services_pid_file(), timeout)
-    return daemons.stop(_pid_file(), timeout) or services
+    """Stop the server `status` reports (and its services process). False when none was
+    running; a process that is not that server is never signalled."""
+    stopped = False
+    for pid_file, identity in ((_services_pid_file(), _services_identity()), (_pid_file(), _server_identity())):
+        pid = daemons.find(pid_file, identity)
+        if pid is not None:
+            daemons.stop(pid, timeout)
+            stopped = True
+        pid_file.unlink(missing_ok=True)
+    return stopped
 
 
 def status() -> ServerStatus:
-    external = settings.external_api_url()
-    if external and external != local_api_url():
+    if not uses_local_server():
+        external = settings.external_api_url() or ""
         return ServerStatus(api_url=external, managed=False, healthy=is_healthy(external))
-    pid = daemons.read_pid(_pid_file())
     api_url = local_api_url()
+    healthy = is_healthy(api_url)
+    pid = server_pid()
     return ServerStatus(
         api_url=api_url,
         managed=True,
-        healthy=is_healthy(api_url),
-        pid=pid if pid is not None and daemons.alive(pid) else None,
+        healthy=healthy,
+        pid=pid,
         database=_redacted(Topology.remembered().database_url) or str(settings.prefect_home() / "prefect.db"),
+        foreign=_holder(settings.server_port()) if healthy and pid is None else None,
+        credential_file=str(credentials.prefect_auth_file()),
+        authenticated=_asks_for_credential(api_url) if healthy else None,
     )
+
+
+def _holder(port: int) -> str:
+    """Who answers on the local port when it is not flowdeck's server."""
+    return daemons.describe_listener(port) or f"a process flowdeck cannot see (not started from {settings.home()})"
+
+
+def _asks_for_credential(api_url: str) -> bool:
+    """The server refuses a request that carries no credential (a server started before
+    flowdeck had one answers it: restart it)."""
+    try:
+        return httpx.post(f"{api_url}/flow_runs/count", json={}, timeout=2.0).status_code == 401
+    except httpx.HTTPError:
+        return False
 
 
 def _redacted(url: str | None) -> str | None:

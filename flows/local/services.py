@@ -56,10 +56,13 @@ def _log_file() -> Path:
     return settings.home() / "worker.log"
 
 
+# the background worker as `start_worker` runs it (a pid file naming another process is not it)
+_WORKER = daemons.Identity(argv=("-m", "flowdeck", "worker"))
+
+
 def worker_status() -> WorkerStatus:
-    pid = daemons.read_pid(_pid_file())
-    running = pid is not None and daemons.alive(pid)
-    return WorkerStatus(running=running, pid=pid if running else None, log_file=str(_log_file()))
+    pid = daemons.find(_pid_file(), _WORKER)
+    return WorkerStatus(running=pid is not None, pid=pid, log_file=str(_log_file()))
 
 
 def start_worker(definitions: str | Path | None = None) -> tuple[WorkerStatus, bool]:
@@ -91,7 +94,12 @@ def start_worker(definitions: str | Path | None = None) -> tuple[WorkerStatus, b
 
 def stop_worker(timeout: float = 20.0) -> bool:
     """Stop the worker flowdeck started. False when none was running."""
-    return daemons.stop(_pid_file(), timeout)
+    pid = daemons.find(_pid_file(), _WORKER)
+    _pid_file().unlink(missing_ok=True)
+    if pid is None:
+        return False
+    daemons.stop(pid, timeout)
+    return True
 
 
 def ensure(definitions: str | Path | None = None, *, worker: bool = True) -> Services:

@@ -114,6 +114,12 @@ def version_of_tags(tags: Iterable[str]) -> int | None:
     return int(value) if value is not None else None
 
 
+def names_one_execution(flow_run: FlowRun) -> bool:
+    """Exactly one workflow tag and one version tag (a run with two reads as either)."""
+    kinds = [tag.split(":", 1)[0] for tag in flow_run.tags]
+    return kinds.count(_WORKFLOW) == 1 and kinds.count(_VERSION) == 1
+
+
 def mode_of(flow_run: FlowRun, default: str | None = None) -> str | None:
     return tag_value(flow_run.tags, _MODE) or default
 
@@ -166,6 +172,8 @@ def tag_resources(tags: Iterable[str]) -> list[dict[str, str]]:
 # labels --------------------------------------------------------------------------------
 ATTEMPT_LABEL = "flowdeck.attempt"
 STATUS_LABEL = "flowdeck.status"
+# flowdeck created the run: an HMAC over what it was created with (flowdeck.execution.pinning)
+PIN_LABEL = "flowdeck.pin"
 
 
 def first_attempt_labels() -> dict[str, Any]:
@@ -256,6 +264,21 @@ def final_state(status: str, error: dict[str, Any] | None, record: Any) -> State
         return Completed(data=record, message="success")
     error = error or {}
     return Failed(data=record, message=f"step '{error.get('step_name')}' failed: {error.get('message')}")
+
+
+REFUSED = "Refused"
+
+
+def refused_state(worker: str, reason: str) -> State[Any]:
+    """A run a worker may not run (a draft nobody pinned, a version it does not know)."""
+    return Failed(name=REFUSED, message=f"refused by worker {worker}: {reason}")
+
+
+def definition_source_of(flow_run: FlowRun) -> Any:
+    """The definition text a run carries in its context (None when it carries none)."""
+    context = flow_run.context if isinstance(flow_run.context, dict) else {}
+    flowdeck = context.get("flowdeck")
+    return flowdeck.get("definition") if isinstance(flowdeck, dict) else None
 
 
 def cancelled_state() -> State[Any]:

@@ -8,6 +8,7 @@ Prefect's own flow engine does with its `set_state`.
     retry       -> Scheduled `AwaitingRetry`, attempt label + 1
     reschedule  -> Scheduled now                              (recovery, shutdown)
     finish      -> Completed / Failed, the outcome as its result record
+    refuse      -> Failed `Refused` (a run the worker may not run)
     request_cancel  Running -> Cancelling                     (its worker stops it)
     cancel      -> Cancelled
 
@@ -81,6 +82,11 @@ async def finish(api: PrefectAPI, flow_run_id: UUID, outcome: Outcome, *, set_fi
     if not set_final_state:  # Prefect's engine hosts the run and sets the final state itself
         return
     await set_state(api, flow_run_id, encoding.final_state(outcome.status, outcome.error, record), force=True)
+
+
+async def refuse(api: PrefectAPI, flow_run_id: UUID, worker: str, reason: str) -> None:
+    """A claimed run the worker may not run: Failed `Refused`, the reason its message."""
+    await set_state(api, flow_run_id, encoding.refused_state(worker, reason), force=True)
 
 
 async def request_cancel(api: PrefectAPI, flow_run_id: UUID) -> None:

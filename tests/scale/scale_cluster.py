@@ -275,12 +275,18 @@ class Cluster:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
+    @property
+    def auth_string(self) -> str:
+        """The server's credential, handed to each machine as an operator does (docs/scaling.md)."""
+        return (self.root / "server" / "prefect_auth").read_text().strip()
+
     def machine_env(self, name: str, **extra: str) -> dict[str, str]:
         """The environment of a flowdeck process on a machine of its own."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "FLOWDECK_"))}
         env.update(
             FLOWDECK_HOME=str(self.root / (name if self.database else "server")),
             PREFECT_API_URL=self.api_url,
+            PREFECT_API_AUTH_STRING=self.auth_string,
             FLOWDECK_DEFINITIONS=str(DEFINITIONS),
             FLOWDECK_WORKER_HEARTBEAT="1",
             FLOWDECK_WORKER_DEAD_AFTER="6",
@@ -396,7 +402,7 @@ class Cluster:
 
     # Prefect's view -------------------------------------------------------------------
     def prefect(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=60)
+        return httpx.Client(base_url=self.api_url, auth=tuple(self.auth_string.split(":", 1)), timeout=60)  # type: ignore[arg-type]
 
     def runs(self, client: httpx.Client, execution_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Each execution's flow run as Prefect's API answers it."""

@@ -18,6 +18,7 @@ import pytest
 from flowdeck.local.daemons import terminate_group
 from flowdeck.local.spawn import answers, flowdeck_command, free_port, spawn
 from support.paths import ROOT, TEST_HOME
+from support.prefect import auth_headers
 
 API_DEFINITIONS = ROOT / "tests" / "api_definitions"
 TOKEN = "test-token-0f9e8d7c6b5a"
@@ -61,6 +62,7 @@ def count_flow_runs(prefect_api: str, workflow_id: str) -> int:
     response = httpx.post(
         f"{prefect_api}/flow_runs/count",
         json={"flow_runs": {"tags": {"all_": ["flowdeck", f"workflow:{workflow_id}"]}}},
+        headers=auth_headers(),
         timeout=10,
     )
     response.raise_for_status()

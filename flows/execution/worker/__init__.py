@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from flowdeck.errors import PrefectUnavailable
 from flowdeck.execution.engine import Engine
+from flowdeck.execution.reloading import Stamp
 from flowdeck.execution.worker.base import WorkerSettings, log, preferred_worker, worker_name
 from flowdeck.execution.worker.liveness import Liveness
 from flowdeck.store.deployments import ensure_work_pool
@@ -51,10 +52,11 @@ class Worker(Liveness):
     _slots: asyncio.Semaphore | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _unknown: set[UUID] = field(default_factory=set)
-    _stamp: tuple[tuple[str, float], ...] | None = None
+    _stamp: Stamp | None = None
     _peers: list[str] = field(default_factory=list)  # live workers of the pool, this one included
     _claimed: set[UUID] = field(default_factory=set)  # runs between claim and end, in this process
     _passed_over: dict[UUID, datetime] = field(default_factory=dict)  # another's run -> when anyone may take it
+    _orphans_checked_at: datetime = datetime.min.replace(tzinfo=UTC)  # the last sweep for runs nobody serves
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         self._slots = asyncio.Semaphore(self.settings.concurrency)

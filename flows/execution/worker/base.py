@@ -16,6 +16,7 @@ from uuid import UUID
 
 from flowdeck import settings
 from flowdeck.execution.engine import Engine
+from flowdeck.execution.reloading import Stamp
 from flowdeck.store.prefect_api import PrefectAPI
 
 log = logging.getLogger("flowdeck.worker")
@@ -30,6 +31,7 @@ class WorkerSettings:
     dead_after: float = 15.0  # a worker silent this long has its runs taken over
     sync_grace: float = 30.0  # a sync run this far past its limit lost its caller
     claim_grace: float = 2.0  # a run still unclaimed this long after its due time: anyone takes it
+    orphan_after: float = 60.0  # a run of a workflow no worker serves, unclaimed this long: refused
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
@@ -71,10 +73,11 @@ class WorkerState:
     _slots: asyncio.Semaphore | None
     _stop: asyncio.Event
     _unknown: set[UUID]
-    _stamp: tuple[tuple[str, float], ...] | None
+    _stamp: Stamp | None
     _peers: list[str]  # live workers of the pool, this one included
     _claimed: set[UUID]  # runs between claim and end, in this process
     _passed_over: dict[UUID, datetime]  # another's run -> when anyone may take it
+    _orphans_checked_at: datetime  # the last sweep for runs nobody serves
 
     @property
     def api(self) -> PrefectAPI:

@@ -17,8 +17,8 @@ from uuid import UUID
 from prefect.client.schemas.objects import FlowRun, StateType
 
 from flowdeck.definition.model import WorkflowDefinition
-from flowdeck.errors import FlowdeckError, PrefectUnavailable
-from flowdeck.execution import durable
+from flowdeck.errors import FlowdeckError, NotRunnable
+from flowdeck.execution import durable, pinning, reloading
 from flowdeck.execution.worker.base import WorkerState, log
 from flowdeck.runtime.inputs import input_problems
 from flowdeck.runtime.interpreter import Outcome
@@ -30,10 +30,8 @@ class Scheduling(WorkerState):
     def _workflow_tags(self) -> list[str]:
         return encoding.workflow_tags(d.id for d in self.engine.catalog.definitions)
 
-    def _definitions_stamp(self) -> tuple[tuple[str, float], ...]:
-        directory = Path(self.engine.catalog.directory)
-        files = list(directory.rglob("*.yaml")) + list(directory.rglob("*.yml"))
-        return tuple(sorted((str(p), p.stat().st_mtime) for p in files if p.exists()))
+    def _definitions_stamp(self) -> reloading.Stamp:
+        return reloading.stamp(self.engine.catalog.directory)
 
     async def _sync_deployments(self) -> None:
         await sync_deployments(self.api, self.engine.catalog.definitions, Path(self.project_dir or Path.cwd()))
@@ -54,6 +52,7 @@ class Scheduling(WorkerState):
 
     async def _poll_once(self) -> None:
         await self._reload_if_changed()
+        await self._refuse_orphans()
         horizon = datetime.now(UTC) + timedelta(seconds=self.settings.lookahead)
         runs = await self.api.read_flow_runs(
             {
@@ -81,6 +80,55 @@ class Scheduling(WorkerState):
                 self.arm(flow_run.id, due, flow_run)
             else:
                 self._passed_over[flow_run.id] = due + grace
+
+    async def _refuse_orphans(self) -> None:
+        """Refuse the runs nobody will ever run: of a workflow this worker has no definition
+        for (or of none), still unclaimed `orphan_after` seconds past their due time. Every
+        worker of a pool serves the same definitions (docs/scaling.md); runs that carry their
+        own definition are left to the claim path. `orphan_after` <= 0: never."""
+        if self.settings.orphan_after <= 0:
+            return
+        horizon = datetime.now(UTC) - timedelta(seconds=self.settings.orphan_after)
+        if horizon < self._orphans_checked_at + timedelta(seconds=self.settings.orphan_after / 4):
+            return  # at most four sweeps per orphan_after
+        self._orphans_checked_at = horizon
+        runs = await self.api.read_flow_runs(
+            {
+                "flow_runs": {
+                    "tags": {"all_": [encoding.FLOWDECK_TAG]},
+                    "state": {"type": {"any_": ["SCHEDULED"]}},
+                    "next_scheduled_start_time": {"before_": horizon.isoformat()},
+                },
+                "sort": "NEXT_SCHEDULED_START_TIME_ASC",
+                "limit": 50,
+            }
+        )
+        served = {d.id for d in self.engine.catalog.definitions}
+        for flow_run in runs:
+            workflow_id = encoding.workflow_of(flow_run)
+            if workflow_id in served or encoding.definition_source_of(flow_run) is not None:
+                continue
+            reason = f"no worker serves workflow '{workflow_id}'" if workflow_id else "the run names no workflow"
+            await self._refuse(flow_run, reason + f" (unclaimed {self.settings.orphan_after:g} s after it was due)")
+
+    async def _refuse(self, flow_run: FlowRun, reason: str) -> None:
+        """Claim the run (so that no other worker starts it meanwhile), then fail it with why."""
+        if await transitions.claim(self.api, flow_run.id, self.name):
+            log.warning("refused %s: %s", encoding.execution_id_for(flow_run.id), reason)
+            await transitions.refuse(self.api, flow_run.id, self.name, reason)
+
+    async def _refusal(self, flow_run: FlowRun) -> str | None:
+        """Why this worker may not run `flow_run`: a draft nobody pinned, a version or workflow
+        it does not know, a run changed after flowdeck created it (None: it may run it)."""
+        try:
+            definition = self._definition_for(flow_run)
+        except FlowdeckError:
+            await self._reload_if_changed()  # a file added a moment ago: look again first
+            try:
+                definition = self._definition_for(flow_run)
+            except FlowdeckError as error:
+                return error.message
+        return pinning.refusal(flow_run, definition)
 
     def _not_wanted(self) -> list[str]:
         """Ids the poll should not return: armed here, or another worker's and not overdue."""
@@ -181,14 +229,11 @@ class Scheduling(WorkerState):
                     return
         if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
             return
-        try:
-            definition = self._definition_for(flow_run)
-        except FlowdeckError as error:
-            # Another worker (with other definitions) may know it: leave the run alone.
-            if flow_run_id not in self._unknown:
-                self._unknown.add(flow_run_id)
-                log.warning("not claiming %s: %s", encoding.execution_id_for(flow_run_id), error.message)
+        reason = await self._refusal(flow_run)
+        if reason is not None:
+            await self._refuse(flow_run, reason)
             return
+        definition = self._definition_for(flow_run)
         if not await transitions.claim(self.api, flow_run_id, self.name):
             return  # another worker has it, or it was cancelled
         problems = input_problems(definition, flow_run.parameters or {})
@@ -231,6 +276,8 @@ class Scheduling(WorkerState):
     def _definition_for(self, flow_run: FlowRun) -> WorkflowDefinition:
         workflow_id = encoding.workflow_of(flow_run)
         version = encoding.version_text_of(flow_run)
-        if workflow_id is None or version is None:
-            raise PrefectUnavailable("the flow run has no workflow/version tags")
+        if workflow_id is None or version is None or not version.isdigit():
+            raise NotRunnable("the flow run has no workflow or version tag flowdeck can read")
+        if not encoding.names_one_execution(flow_run):
+            raise NotRunnable("the flow run has more than one workflow or version tag")
         return self.engine.catalog.resolve(workflow_id, int(version), allow_draft=True)
