@@ -366,3 +366,32 @@ def test_the_main_screen_fits_and_uses_the_room(size: tuple[int, int]) -> None:
         assert ("started" in [c.key.value for c in app.table.columns.values()]) == (size[0] >= 100)
 
     drive(body, size=size)
+
+
+def test_every_text_field_has_a_bound() -> None:
+    async def body(app: Any, pilot: Any) -> None:
+        from textual.widgets import Input
+
+        fields = list(app.query(Input))
+        await open_detail(app, pilot, ASYNC)
+        fields += list(app.screen.query(Input))
+        app.pop_screen()
+        await pilot.pause()
+        app.launch(next(v for v in app.client.workflows() if v.workflow_id == "score_lead" and v.version == 2))
+        await pilot.pause()
+        fields += list(app.screen.query(Input))
+        assert len(fields) >= 5 and all(0 < field.max_length <= 100_000 for field in fields), [
+            (f.id, f.max_length) for f in fields
+        ]
+        app.pop_screen()
+        await pilot.pause()
+        search = app.main.query_one("#filter-search", Input)
+        search.focus()
+        search.insert_text_at_cursor("x" * 500)  # as a paste would
+        await pilot.pause()
+        assert len(search.value) <= 200  # Textual refuses a paste past the bound
+        search.value = "y" * 500  # set some other way: the filter still takes at most the bound
+        await pilot.pause()
+        assert app.table.filter.search == "y" * 200
+
+    drive(body)

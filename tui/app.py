@@ -39,6 +39,7 @@ from flowdeck.tui.workflows import Selection, WorkflowsPane
 __all__ = ["FlowdeckApp", "MainScreen", "build_app"]
 
 FULL_REFRESH_EVERY = 10.0  # seconds between full reloads (deleted rows, older pages)
+MAX_SEARCH = 200  # characters in the search field
 
 
 class ExecutionsFetched(Message):
@@ -138,7 +139,12 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
         with Horizontal(id="filters"):
             yield Select([(s, s) for s in STATUSES], prompt="any status", id="filter-status", compact=True)
             yield Select([], prompt="any workflow", id="filter-workflow", compact=True)
-            yield Input(placeholder="/ search id, workflow, status, step", id="filter-search", compact=True)
+            yield Input(
+                placeholder="/ search id, workflow, status, step",
+                id="filter-search",
+                max_length=MAX_SEARCH,
+                compact=True,
+            )
         yield self.table
         yield Static("", id="empty-message")
         yield Footer()
@@ -294,7 +300,7 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
 
     @on(Input.Changed, "#filter-search")
     def _search_changed(self, event: Input.Changed) -> None:
-        self._apply_filter(search=event.value.strip())
+        self._apply_filter(search=event.value.strip()[:MAX_SEARCH])
 
     @on(Input.Submitted, "#filter-search")
     def _search_done(self) -> None:

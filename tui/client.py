@@ -289,7 +289,8 @@ class EngineClient:
     async def _executions(self, known_active: list[str], full: bool, limit: int) -> tuple[list[ExecutionRow], bool]:
         from flowdeck.store import read_model
 
-        bodies = await read_model.dashboard_executions(self.engine.api, known_active, full, limit)
+        self.engine.start_drain()  # the dashboard's process writes the outbox to Prefect too
+        bodies = await read_model.dashboard_executions(self.engine.api, known_active, full, limit, self.engine.outbox)
         return [row_from_body(body) for body in bodies], full
 
     async def detail(self, execution_id: str) -> ExecutionDetail:
@@ -298,7 +299,7 @@ class EngineClient:
     async def _detail(self, execution_id: str) -> ExecutionDetail:
         from flowdeck.store import read_model
 
-        view = await read_model.execution_detail(self.engine.api, execution_id)
+        view = await read_model.execution_detail(self.engine.api, execution_id, self.engine.outbox)
         if execution_id not in self._triggers:  # what started a run never changes: read once
             from flowdeck.execution.durable import trigger_of
 
@@ -343,10 +344,16 @@ class EngineClient:
 
     def prefect_url(self, execution_id: str) -> str | None:
         """The execution's page in the Prefect UI, or None for an id that is not one."""
-        from flowdeck.store import encoding
+        from flowdeck.store import read_model
 
-        flow_run_id = encoding.flow_run_id_for(execution_id)
+        flow_run_id = read_model.known_flow_run_id(execution_id, self.engine.outbox)
         return None if flow_run_id is None else self.ui_url(str(flow_run_id))
+
+    def backlog(self) -> dict[str, Any]:
+        """Executions committed on this machine and not yet in Prefect (for the header)."""
+        from flowdeck.store import read_model
+
+        return read_model.backlog(self.engine.outbox)
 
     async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]:
         from flowdeck.store import read_model

@@ -39,6 +39,7 @@ STEP_WIDTH = (20, 40)  # the step column fits its longest name (and branch) with
 LEVELS = ("ALL", "INFO", "WARNING", "ERROR")
 LEVEL_RANK = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 MAX_LOG_LINES = 5000
+MAX_FILTER = 200  # characters in the log filter
 SYNC_NOTE = "a sync execution keeps its steps' outputs in memory only: the final output is above"
 
 
@@ -129,7 +130,9 @@ class DetailScreen(Screen[None]):
                 with TabPane("2 input", id="input"), VerticalScroll():
                     yield Static("", id="detail-input")
                 with TabPane("3 logs", id="logs-tab"):
-                    yield Input(placeholder="/ filter logs (text)", id="log-filter", compact=True)
+                    yield Input(
+                        placeholder="/ filter logs (text)", id="log-filter", max_length=MAX_FILTER, compact=True
+                    )
                     yield FollowLog(id="logs", wrap=True, markup=False, highlight=False, max_lines=MAX_LOG_LINES)
                 with TabPane("4 playground", id="playground"):
                     yield Playground(id="expr-playground")

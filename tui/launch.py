@@ -33,6 +33,7 @@ from flowdeck.tui.client import Client, InputProblem, WorkflowVersion
 __all__ = ["LaunchRequest", "LaunchScreen", "collect_value", "default_mode", "hints"]
 
 RAW = "__raw__"  # the one JSON field of a workflow without declared properties
+MAX_FIELD = 100_000  # characters in one field (the engine bounds the whole input too)
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,11 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
             if schema.get("additionalProperties", True) is not False:
                 yield Label("input_data (JSON object)", classes="field-label")
                 yield Input(
-                    value=json.dumps(prefill) if prefill else "", placeholder="{}", id=_field_id(RAW), compact=True
+                    value=json.dumps(prefill) if prefill else "",
+                    placeholder="{}",
+                    id=_field_id(RAW),
+                    max_length=MAX_FIELD,
+                    compact=True,
                 )
                 yield Static("", id=_error_id(RAW), classes="field-error")
             return
@@ -218,7 +223,10 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
                     else (json.dumps(default) if isinstance(default, (dict, list)) else str(default))
                 )
                 placeholder = "JSON" if kind in ("object", "array") else (field.get("format") or str(kind or "value"))
-                yield Input(value=text, placeholder=placeholder, id=widget_id, compact=True)
+                limit = field.get("maxLength") if isinstance(field.get("maxLength"), int) else MAX_FIELD
+                yield Input(
+                    value=text, placeholder=placeholder, id=widget_id, max_length=min(limit, MAX_FIELD), compact=True
+                )
             yield Static("", id=_error_id(name), classes="field-error")
 
     # ---------------------------------------------------------------------------------
