@@ -38,6 +38,7 @@ from flowdeck.definition.expression_limits import (  # the MAX_* bounds: re-expo
     MAX_STRING,
     Bounds,
     LimitExceeded,
+    evaluate_step_bounded,
     install_bounded_functions,
 )
 from flowdeck.definition.regex import RegexUnsupported, jsonata_regex_engine
@@ -322,6 +323,8 @@ class _BoundedJsonata(Jsonata):  # type: ignore[misc]  # jsonata-python ships no
 
     def __init__(self, expression: str) -> None:
         super().__init__(expression, jsonata_regex_engine)
+
+    evaluate_step = evaluate_step_bounded  # MAX_LIST while a path step flattens
 
     def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
         if isinstance(lhs, int) and isinstance(rhs, int) and rhs - lhs + 1 > MAX_RANGE:
