@@ -45,6 +45,12 @@ def _is_create(method: str, path: str) -> bool:
     return method == "POST" and (path.rstrip("/") == "/flow_runs" or path.endswith("/create_flow_run"))
 
 
+UNAUTHORIZED_HINT = (
+    "; the Prefect server wants a credential flowdeck did not send or it refused: set "
+    "PREFECT_API_AUTH_STRING (the server flowdeck starts keeps its own in FLOWDECK_HOME/prefect_auth)"
+)
+
+
 def auth_headers() -> dict[str, str]:
     """The Authorization header Prefect's own client sends (PREFECT_API_KEY or
     PREFECT_API_AUTH_STRING), for every request flowdeck makes."""
@@ -158,6 +164,8 @@ class PrefectAPI:
                             "; the Prefect server failed this request (its log says why: "
                             "FLOWDECK_HOME/server.log for a server flowdeck started)"
                             if response.status_code >= 500
+                            else UNAUTHORIZED_HINT
+                            if response.status_code == 401
                             else ""
                         )
                         raise PrefectUnavailable(

@@ -184,3 +184,12 @@ def test_server_status_says_how_to_open_the_prefect_ui(prefect_api: str) -> None
         ui_settings = anyone.get(prefect_api.removesuffix("/api") + "/ui-settings").json()
     assert ui_settings["auth"] == "BASIC"
     assert ui_settings["api_url"] == prefect_api
+
+
+def test_a_wrong_credential_is_a_clear_error(prefect_api: str) -> None:
+    """The same server as an external one (localhost, not 127.0.0.1), with a wrong string."""
+    env = {"PREFECT_API_URL": prefect_api.replace("127.0.0.1", "localhost"), "PREFECT_API_AUTH_STRING": "flowdeck:no"}
+    result = run_cli("executions", env=env, timeout=60)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "answered 401" in result.stderr and "set PREFECT_API_AUTH_STRING" in result.stderr
+    assert "Traceback" not in result.stderr
