@@ -34,7 +34,7 @@ from flowdeck.tui.vim import VimTable
 __all__ = ["DetailScreen", "FollowLog"]
 
 TERMINAL = ("success", "failed", "cancelled")
-COLUMNS = (("#", 2), ("step", 20), ("status", 11), ("try", 3), ("took", 7))
+COLUMNS = (("#", 2), ("step", 20), ("status", 11), ("try", 3), ("took", 9))
 STEP_WIDTH = (20, 40)  # the step column fits its longest name (and branch) within these
 LEVELS = ("ALL", "INFO", "WARNING", "ERROR")
 LEVEL_RANK = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
