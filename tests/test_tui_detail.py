@@ -168,9 +168,12 @@ def test_steps_are_settled_tries_waits_and_ends(tmp_path: Path) -> None:
     ended = (t0 + timedelta(seconds=12.9)).isoformat()
     settle_steps(steps, {"status": "cancelled", "ended_at": ended})
     assert steps[2].status == "cancelled" and steps[2].ended_at == t0 + timedelta(seconds=12.9)
-    late = [StepRow("nap", "nap", "running", 1, t0, t0 + timedelta(seconds=19.9))]
+    late = [
+        StepRow("nap", "nap", "running", 1, t0, t0 + timedelta(seconds=19.9)),
+        StepRow("nap2", "nap2", "cancelled", 1, t0, t0 + timedelta(seconds=13.3)),  # closed after the end
+    ]
     settle_steps(late, {"status": "cancelled", "ended_at": ended})
-    assert late[0].ended_at == t0 + timedelta(seconds=12.9)  # never longer than the execution
+    assert [s.ended_at for s in late] == [t0 + timedelta(seconds=12.9)] * 2  # never longer than the execution
     failing = [StepRow("a", "a", "success", 1, t0, t0), StepRow("b", "b", "running", 1, t0, None)]
     settle_steps(failing, {"status": "failed", "error": {"step_name": "b", "message": "boom"}})
     assert failing[1].status == "failed" and failing[1].error == "boom"

@@ -431,14 +431,15 @@ def settle_steps(steps: list[StepRow], body: dict[str, Any]) -> None:
             failing[-1].status = "failed"
     ended_at = parse_time(body.get("ended_at"))
     for step in steps:
-        if step.status not in ("running", "pending", "waiting"):
-            continue
-        if status == "waiting":
-            step.status = "waiting"
-        elif status in ("success", "failed", "cancelled"):
-            step.status = "cancelled" if status == "cancelled" else status
-            if ended_at is not None and (step.ended_at is None or step.ended_at > ended_at):
-                step.ended_at = ended_at
+        if step.status in ("running", "pending", "waiting"):
+            if status == "waiting":
+                step.status = "waiting"
+            elif status in ("success", "failed", "cancelled"):
+                step.status = "cancelled" if status == "cancelled" else status
+                step.ended_at = step.ended_at or ended_at
+        # a step's record may be closed after the execution ended (a cancelled wait): never longer
+        if ended_at is not None and step.ended_at is not None and step.ended_at > ended_at:
+            step.ended_at = ended_at
 
 
 def _mark_branches(steps: list[StepRow], definition: Any) -> None:

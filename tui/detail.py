@@ -340,6 +340,8 @@ class DetailScreen(Screen[None]):
                 parts.append(Text("✗ this try failed; the step ran again (see the next try)", style="red"))
             elif step.status == "waiting":
                 parts.append(Text(f"waiting · {countdown(detail.row.resume_at, self.show_clocks)}", style="cyan"))
+            elif step.status == "cancelled":
+                parts.append(Text("cancelled here: the execution was cancelled while this step ran", "magenta"))
             elif step.status in TERMINAL and detail.row.mode == "sync":
                 parts.append(Text(SYNC_NOTE, style="dim"))
             else:
