@@ -15,11 +15,18 @@ time linear in their input.
                            not depend on the machine's speed, next to the time limit)
     MAX_DEPTH        1,000 nested evaluations (~300 levels of a recursive function), well
                            inside Python's recursion limit
+    MAX_MEMORY_MB      256 growth of the process's resident memory during one call: each
+                           string and array is capped, but not how many of them are kept
+                           (`$map([1..100000], function($x){ $pad("", 999999) })` held
+                           1.6 GB after 1.1 s, when the clock stopped it). Read from
+                           /proc/self/statm every 256 steps and after every result of 65,536
+                           items or characters; where there is no /proc only the caps apply.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -31,6 +38,7 @@ from jsonata.utils import Utils
 __all__ = [
     "MAX_DEPTH",
     "MAX_LIST",
+    "MAX_MEMORY_MB",
     "MAX_RANGE",
     "MAX_STEPS",
     "MAX_STRING",
@@ -45,6 +53,21 @@ MAX_STRING = 1_000_000
 MAX_LIST = 1_000_000
 MAX_RANGE = 100_000
 MAX_STEPS = 1_000_000
+MAX_MEMORY_MB = 256
+# A statm read costs ~9 us, a step ~2.5 us: every 256 steps is ~1.3 % of a busy evaluation.
+# Results of tail calls (a lambda whose body is a call, as in $map) never reach `exit`, so
+# the step count is what catches them: 256 steps build at most a few tens of MB of strings.
+_SAMPLE_STEPS = 256
+_BIG_RESULT = 65_536
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _resident_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class LimitExceeded(Exception):
@@ -61,7 +84,7 @@ class Bounds:
     loop waiting for it.
     """
 
-    __slots__ = ("timeout", "deadline", "depth", "steps", "bindings", "yielding")
+    __slots__ = ("timeout", "deadline", "depth", "steps", "bindings", "yielding", "resident")
 
     def __init__(self, timeout: float, *, yielding: bool = False) -> None:
         self.timeout = timeout
@@ -69,6 +92,7 @@ class Bounds:
         self.yielding = yielding
         self.depth = 0
         self.steps = 0
+        self.resident: int | None = None  # at the first sample: a short evaluation never reads it
         self.bindings = {"__evaluate_entry": self.entry, "__evaluate_exit": self.exit}
 
     def entry(self, expr: Any, input: Any, env: Any) -> None:
@@ -84,14 +108,30 @@ class Bounds:
             raise LimitExceeded(f"it ran longer than {self.timeout:g} s (endless loop?)")
         if self.yielding and self.steps % 64 == 0:
             time.sleep(0)  # releases the GIL: the event loop thread runs at once if it waits
+        if self.steps % _SAMPLE_STEPS == 0:
+            self.check_memory()
+
+    def check_memory(self) -> None:
+        resident = _resident_bytes()
+        if resident is None:
+            return
+        if self.resident is None:
+            self.resident = resident
+        elif resident - self.resident > MAX_MEMORY_MB * 1024 * 1024:
+            raise LimitExceeded(f"it took more than {MAX_MEMORY_MB} MB of memory")
 
     def exit(self, expr: Any, input: Any, env: Any, result: Any) -> None:
         self.depth -= 1
         if isinstance(result, str):
             if len(result) > MAX_STRING:
                 raise LimitExceeded(f"it built a string longer than {MAX_STRING:,} characters")
-        elif isinstance(result, list) and not isinstance(result, Utils.RangeList) and len(result) > MAX_LIST:
-            raise LimitExceeded(f"it built an array of more than {MAX_LIST:,} items")
+        elif isinstance(result, list) and not isinstance(result, Utils.RangeList):
+            if len(result) > MAX_LIST:
+                raise LimitExceeded(f"it built an array of more than {MAX_LIST:,} items")
+        else:
+            return
+        if len(result) >= _BIG_RESULT:
+            self.check_memory()
 
 
 def evaluate_step_bounded(self: Any, expr: Any, input: Any, environment: Any, last_step: bool) -> Any:

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from flowdeck.definition.expression_limits import MAX_LIST
+from flowdeck.definition.expression_limits import MAX_LIST, MAX_MEMORY_MB
 from flowdeck.definition.expressions import render
 from flowdeck.errors import ExpressionError
 
@@ -85,3 +85,18 @@ def test_slow_expressions_without_regexes_are_stopped(expression: str) -> None:
     with pytest.raises(ExpressionError, match="was stopped"):
         render("{{ " + expression + " }}", ctx)
     assert time.monotonic() - started < 2.0
+
+
+KEPT = {  # each string or array under its cap; how many are kept was not bounded
+    "padded strings": '$count($map([1..100000], function($x){ $pad("", 999999) }))',
+    "arrays of ranges": "$count($map([1..100000], function($x){ [1..100000] }))",
+    "objects of strings": '$count([1..100000].{"a": $pad("", 999999)})',
+    "concatenations": "$count($map([1..100000], function($x){ input.s & $string($x) }))",
+}
+
+
+@pytest.mark.parametrize("what", list(KEPT))
+def test_many_values_each_under_its_cap_are_stopped_by_the_memory_bound(what: str) -> None:
+    result = measured(KEPT[what], {"input": {"s": "x" * 200_000}})
+    assert f"more than {MAX_MEMORY_MB} MB of memory" in str(result["outcome"]), result
+    assert result["max_rss_mb"] < MAX_MEMORY_MB + 250, result
