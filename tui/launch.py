@@ -223,7 +223,8 @@ class LaunchScreen(ModalScreen[LaunchRequest | None]):
                     else (json.dumps(default) if isinstance(default, (dict, list)) else str(default))
                 )
                 placeholder = "JSON" if kind in ("object", "array") else (field.get("format") or str(kind or "value"))
-                limit = field.get("maxLength") if isinstance(field.get("maxLength"), int) else MAX_FIELD
+                declared = field.get("maxLength")
+                limit = declared if isinstance(declared, int) and declared > 0 else MAX_FIELD
                 yield Input(
                     value=text, placeholder=placeholder, id=widget_id, max_length=min(limit, MAX_FIELD), compact=True
                 )
