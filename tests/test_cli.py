@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from support.cli import run_cli
 
-from flowdeck.store import recording
+from flowdeck.store import read_model
 from flowdeck.store.prefect_api import PrefectAPI
 
 DEFINITIONS = Path(__file__).parent / "sync_definitions"
@@ -54,8 +54,8 @@ def prefect_view(api_url: str, execution_id: str, expected_steps: int) -> tuple[
 
     async def go() -> tuple[Any, list[str]]:
         async with PrefectAPI(api_url) as api:
-            flow_run_id = recording.flow_run_id_for(execution_id)
-            flow_run = await api.read_flow_run(flow_run_id)
+            flow_run = await read_model.read_flow_run(api, execution_id)
+            flow_run_id = flow_run.id
             deadline = time.monotonic() + 8
             while True:
                 task_runs = await api.read_task_runs(flow_run_id)

@@ -21,6 +21,7 @@ from flowdeck.definition.catalog import load_catalog, validate_paths
 from flowdeck.errors import InvalidInput, NotRunnable, UnknownVersion, UnknownWorkflow
 from flowdeck.execution.service import Flowdeck
 from flowdeck.store import encoding as recording
+from flowdeck.store import read_model
 
 DEFINITIONS = Path(__file__).parent / "sync_definitions"
 EXEC_ID = r"^exec_[0-9a-f]{32}$"
@@ -68,10 +69,9 @@ async def prefect_view(
 
     Task runs arrive through events, so they are polled until `expected_steps` are there.
     """
-    flow_run_id = recording.flow_run_id_for(execution_id)
-    assert flow_run_id is not None
-    flow_run = await engine.api.read_flow_run(flow_run_id)
+    flow_run = await read_model.read_flow_run(engine.api, execution_id)
     assert flow_run is not None, f"no flow run for {execution_id}"
+    flow_run_id = flow_run.id
     deadline = time.monotonic() + timeout
     while True:
         task_runs = await engine.api.read_task_runs(flow_run_id)
@@ -118,7 +118,7 @@ def test_http_steps_send_headers_query_json_and_text(prefect_api: str, catalog: 
     body, (flow_run, steps) = run(prefect_api, catalog, "sd_http", data, inspect=with_prefect(5))
 
     assert body["status"] == "success", body
-    assert body["execution_id"] == recording.execution_id_for(flow_run.id)
+    assert body["execution_id"] == recording.execution_id_of(flow_run)
     assert body["output"] == {
         "contact": {"id": 42, "email": "ann@example.com"},
         "contact_status": 200,

@@ -68,6 +68,7 @@ def create_app(
         else:
             app.state.engine = engine
         app.state.definitions_watch = DefinitionsWatch(app.state.engine.catalog.directory)
+        app.state.engine.start_drain()  # the outbox is written to Prefect from here too
         try:
             yield
         finally:
@@ -104,7 +105,7 @@ def create_app(
                 PrefectUnavailable.code,
                 "the Prefect API is not answering; see the API server's log",
             )
-        return JSONResponse({"status": "ok", "prefect": "ok"})
+        return JSONResponse({"status": "ok", "prefect": "ok", "outbox": engine_now.backlog()})
 
     # Outermost first: auth before the body is even read, then the size limit.
     app.add_middleware(BodyLimit)

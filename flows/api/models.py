@@ -163,6 +163,11 @@ class Tool(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     prefect: Literal["ok"]
+    outbox: dict[str, Any] | None = Field(
+        default=None,
+        description="Executions committed here and not yet in Prefect: `executions`, `oldest_age_s`, `limit` "
+        "(beyond it new executions get 503), `drain_failures`, `drain_last_error`.",
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -54,6 +54,7 @@ class ExecutionTimedOut(Exception):
 class DurableHooks(RecordedHooks):
     api: PrefectAPI
     flow_run_id: UUID
+    execution_id: str
     definition: WorkflowDefinition
     deadline: datetime
     events: TaskRunEvents
@@ -62,7 +63,7 @@ class DurableHooks(RecordedHooks):
     _recalled: dict[str, JournalEntry] = field(default_factory=dict)
 
     async def recall(self, key: str) -> JournalEntry | None:
-        data = await journal.read_step(self.flow_run_id, key)
+        data = await journal.read_step(self.execution_id, key)
         if data is None:
             return None
         entry = JournalEntry.from_json(data)
@@ -83,7 +84,7 @@ class DurableHooks(RecordedHooks):
             self.events.started(key, step)
 
     async def step_finished(self, key: str, step: Step, output: Any) -> None:
-        await journal.write_step(self.flow_run_id, key, JournalEntry(status="done", output=output).to_json())
+        await journal.write_step(self.execution_id, key, JournalEntry(status="done", output=output).to_json())
         self.events.finished(key, output)
 
     async def checkpoint(self, key: str, step: Step) -> None:
@@ -105,7 +106,7 @@ class DurableHooks(RecordedHooks):
             due_at=due_at.isoformat(),
             task_run_id=str(record.task_run.id) if record else None,
         )
-        await journal.write_step(self.flow_run_id, key, entry.to_json())
+        await journal.write_step(self.execution_id, key, entry.to_json())
         raise Suspend(due_at, step)
 
 
@@ -151,10 +152,12 @@ async def execute_flow_run(
 ) -> Disposition:
     """Run (or resume) a claimed flow run until it ends, suspends or is cancelled."""
     deadline = deadline_of(flow_run, definition)
+    execution_id = encoding.execution_id_of(flow_run)
     events = TaskRunEvents(definition=definition, mode=mode_of(flow_run), flow_run_id=flow_run.id)
     hooks = DurableHooks(
         api=api,
         flow_run_id=flow_run.id,
+        execution_id=execution_id,
         definition=definition,
         deadline=deadline,
         events=events,
@@ -162,7 +165,7 @@ async def execute_flow_run(
     )
     run = Run(
         definition=definition,
-        execution_id=encoding.execution_id_for(flow_run.id),
+        execution_id=execution_id,
         mode=mode_of(flow_run),
         input=dict(flow_run.parameters or {}),
         hooks=hooks,
@@ -210,7 +213,7 @@ async def execute_flow_run(
             events.log(None, 30, f"attempt {attempt} failed; attempt {attempt + 1} at {retry_at.isoformat()}")
             await transitions.retry(api, flow_run.id, attempt, retry_at, outcome.error or {})
             return Disposition(kind="retrying", outcome=outcome, resume_at=retry_at)
-    await transitions.finish(api, flow_run.id, outcome, set_final_state=final_state)
+    await transitions.finish(api, flow_run.id, execution_id, outcome, set_final_state=final_state)
     return Disposition(kind="finished", outcome=outcome)
 
 

@@ -10,6 +10,8 @@ import httpx
 
 from flowdeck.definition.catalog import Catalog
 from flowdeck.definition.model import WorkflowDefinition
+from flowdeck.store.drain import Drainer
+from flowdeck.store.outbox import Outbox
 from flowdeck.store.prefect_api import PrefectAPI
 
 
@@ -19,6 +21,15 @@ class Engine(Protocol):
 
     @property
     def http(self) -> httpx.AsyncClient: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def drainer(self) -> Drainer: ...
+
+    @property
+    def backlog_limit(self) -> int: ...
 
     @property
     def catalog(self) -> Catalog: ...

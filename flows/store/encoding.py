@@ -28,6 +28,9 @@ Everything here is pure (no I/O): building and parsing these values.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,18 +45,73 @@ from flowdeck.definition.model import WorkflowDefinition
 EXECUTION_ID_PREFIX = "exec_"
 
 
+EXECUTION_LABEL = "flowdeck.execution"
+
+
 def execution_id_for(flow_run_id: UUID) -> str:
+    """The id of an execution made before the outbox (its flow run id; see `execution_id_of`)."""
     return f"{EXECUTION_ID_PREFIX}{flow_run_id.hex}"
 
 
-def flow_run_id_for(execution_id: str) -> UUID | None:
-    """The Prefect flow run id inside an execution id, or None when it is not one."""
-    if not execution_id.startswith(EXECUTION_ID_PREFIX):
-        return None
+def mint_execution_id() -> str:
+    """A new execution id, made here before Prefect knows the run (Prefect cannot take a
+    chosen flow-run id): a version-7 UUID (time-ordered, random below the millisecond)."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis << 80) | (secrets.randbits(80))
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return f"{EXECUTION_ID_PREFIX}{UUID(int=value).hex}"
+
+
+def keyed_execution_id(workflow_id: str, idempotency_key: str) -> str:
+    """The execution id of a keyed submission: the same key (per workflow) gives the same
+    id in every process on every machine, and Prefect's idempotency key dedupes it."""
+    digest = bytearray(hashlib.blake2b(f"{workflow_id}\0{idempotency_key}".encode(), digest_size=16).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x70
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return f"{EXECUTION_ID_PREFIX}{UUID(bytes=bytes(digest)).hex}"
+
+
+def is_execution_id(text: str) -> bool:
+    if not text.startswith(EXECUTION_ID_PREFIX):
+        return False
     try:
-        return UUID(hex=execution_id[len(EXECUTION_ID_PREFIX) :])
+        UUID(hex=text[len(EXECUTION_ID_PREFIX) :])
     except ValueError:
+        return False
+    return len(text) == len(EXECUTION_ID_PREFIX) + 32
+
+
+def flow_run_id_for(execution_id: str) -> UUID | None:
+    """The flow run id an execution id would be if it was made before the outbox (or by
+    Prefect, for a schedule run), None when it is no execution id. Ids flowdeck mints are
+    not flow run ids: `execution_filter` finds both kinds in one query."""
+    if not is_execution_id(execution_id):
         return None
+    return UUID(hex=execution_id[len(EXECUTION_ID_PREFIX) :])
+
+
+def execution_id_of(flow_run: FlowRun) -> str:
+    """The execution a flow run records: its execution label, else (older runs) its id."""
+    label = (flow_run.labels or {}).get(EXECUTION_LABEL)
+    return str(label) if label else execution_id_for(flow_run.id)
+
+
+def execution_filter(execution_ids: list[str]) -> dict[str, Any]:
+    """The flow-run filter of these executions: a flow run flowdeck made has the execution
+    id as its idempotency key (indexed by Prefect); a run made before the outbox, or by
+    Prefect's scheduler, has it as its id."""
+    valid = [e for e in execution_ids if is_execution_id(e)]
+    return {
+        "operator": "or_",
+        "idempotency_key": {"any_": valid},
+        "id": {"any_": [str(flow_run_id_for(e)) for e in valid]},
+    }
+
+
+def record_key_of(execution_id: str) -> str:
+    """The hex that names an execution's result records (its journal and outcome)."""
+    return execution_id[len(EXECUTION_ID_PREFIX) :]
 
 
 def flow_run_name(definition: WorkflowDefinition) -> str:
@@ -176,8 +234,19 @@ STATUS_LABEL = "flowdeck.status"
 PIN_LABEL = "flowdeck.pin"
 
 
-def first_attempt_labels() -> dict[str, Any]:
-    return {ATTEMPT_LABEL: 1}
+TAKEOVERS_LABEL = "flowdeck.takeovers"
+
+
+def first_attempt_labels(execution_id: str | None = None) -> dict[str, Any]:
+    labels: dict[str, Any] = {ATTEMPT_LABEL: 1}
+    if execution_id:
+        labels[EXECUTION_LABEL] = execution_id
+    return labels
+
+
+def takeovers_of(flow_run: FlowRun) -> int:
+    """How many times the run was taken over from an executor that died."""
+    return int((flow_run.labels or {}).get(TAKEOVERS_LABEL, 0) or 0)
 
 
 def attempt_labels(attempt: int) -> dict[str, Any]:
@@ -357,9 +426,11 @@ def resume_at_of(flow_run: FlowRun) -> datetime | None:
 
 
 # result records ------------------------------------------------------------------------
-def journal_key(flow_run_id: UUID, step_key: str) -> str:
-    return f"flowdeck-{flow_run_id.hex}-step-{step_key}"
+# Named by the execution id's hex: for executions made before the outbox that is the flow
+# run id's hex, so their records keep their keys.
+def journal_key(execution_id: str, step_key: str) -> str:
+    return f"flowdeck-{record_key_of(execution_id)}-step-{step_key}"
 
 
-def outcome_key(flow_run_id: UUID) -> str:
-    return f"flowdeck-{flow_run_id.hex}-outcome"
+def outcome_key(execution_id: str) -> str:
+    return f"flowdeck-{record_key_of(execution_id)}-outcome"

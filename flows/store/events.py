@@ -8,13 +8,14 @@ current step.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.events import emit_event
+from prefect.events import Event, emit_event
 from prefect.states import Completed, Failed, Running
 
 from flowdeck.definition.model import Step, WorkflowDefinition
@@ -22,6 +23,19 @@ from flowdeck.store import encoding
 from flowdeck.store.logs import log_entry, send_log
 
 RUNNING_EVENT_AFTER = 0.2  # seconds
+FLOW_RUN_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"  # an outbox event's flow run, set by the drain
+
+
+def with_flow_run(event: dict[str, Any], flow_run_id: UUID) -> dict[str, Any]:
+    """An outbox event pointed at the flow run the drain made."""
+    placeholder = f"prefect.flow-run.{FLOW_RUN_PLACEHOLDER}"
+    related = [
+        {**r, "prefect.resource.id": f"prefect.flow-run.{flow_run_id}"}
+        if r.get("prefect.resource.id") == placeholder
+        else r
+        for r in event.get("related", [])
+    ]
+    return {**event, "related": related}
 
 
 @dataclass
@@ -47,6 +61,9 @@ class TaskRunEvents:
     # current step; quicker steps send only their final event (with start and end times):
     # half the events the server has to write, for the steps that take milliseconds.
     running_event_after: float = RUNNING_EVENT_AFTER
+    # Sync mode: events and log lines go to the outbox (`sink(kind, json)`), which writes
+    # them to Prefect behind the caller's answer; the flow run id is filled in there.
+    sink: Callable[[str, dict[str, Any]], None] | None = None
     _open: dict[str, StepRecord] = field(default_factory=dict)
     _buffer: list[tuple[TaskRun, State[Any] | None, State[Any]]] = field(default_factory=list)
     _pending_logs: list[dict[str, Any]] = field(default_factory=list)
@@ -63,7 +80,9 @@ class TaskRunEvents:
         self._pending_logs.clear()
 
     def _emit(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
-        if self.flow_run_id is None:
+        if self.sink is not None:
+            self._send(task_run, initial, validated)
+        elif self.flow_run_id is None:
             self._buffer.append((task_run, initial, validated))
         else:
             self._send(task_run, initial, validated)
@@ -82,7 +101,7 @@ class TaskRunEvents:
                 ),
             }
 
-        emit_event(
+        event = dict(
             id=validated.id,
             occurred=validated.timestamp,
             event=f"prefect.task-run.{validated.name}",
@@ -119,13 +138,17 @@ class TaskRunEvents:
             },
             related=[
                 {
-                    "prefect.resource.id": f"prefect.flow-run.{self.flow_run_id}",
+                    "prefect.resource.id": f"prefect.flow-run.{self.flow_run_id or FLOW_RUN_PLACEHOLDER}",
                     "prefect.resource.role": "flow-run",
                     "prefect.resource.name": encoding.flow_run_name(self.definition),
                 },
                 *encoding.tag_resources(task_run.tags),
             ],
         )
+        if self.sink is not None:
+            self.sink("event", Event.model_validate(event).model_dump(mode="json"))
+        else:
+            emit_event(**event)  # type: ignore[arg-type]
 
     def started(self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None) -> UUID:
         """Open a task run for a step (or re-open the one a suspended Wait left open)."""
@@ -195,7 +218,9 @@ class TaskRunEvents:
         output, failures, suspensions. Batched by Prefect's own log worker."""
         record = self._open.get(key) if key else None
         entry = log_entry(level, message, record.task_run.id if record else None)
-        if self.flow_run_id is None:
+        if self.sink is not None:
+            self.sink("log", entry)
+        elif self.flow_run_id is None:
             self._pending_logs.append(entry)
         else:
             send_log(entry, self.flow_run_id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
-from uuid import UUID
 
 from prefect._internal.compatibility.blocks import call_explicitly_async_block_method
 from prefect._internal.result_records import ResultRecord
@@ -92,18 +91,18 @@ async def read_record(key: str, patience: float = STORAGE_PATIENCE_SECONDS) -> A
     return ResultRecord.deserialize(content, backup_serializer=JSONSerializer()).result
 
 
-async def write_step(flow_run_id: UUID, step_key: str, entry: dict[str, Any]) -> None:
+async def write_step(execution_id: str, step_key: str, entry: dict[str, Any]) -> None:
     """A step's journal entry (JournalEntry.to_json())."""
-    await write_record(encoding.journal_key(flow_run_id, step_key), entry)
+    await write_record(encoding.journal_key(execution_id, step_key), entry)
 
 
-async def read_step(flow_run_id: UUID, step_key: str, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
-    return await read_record(encoding.journal_key(flow_run_id, step_key), patience=patience)
+async def read_step(execution_id: str, step_key: str, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
+    return await read_record(encoding.journal_key(execution_id, step_key), patience=patience)
 
 
-async def write_outcome(flow_run_id: UUID, record: dict[str, Any]) -> ResultRecord[Any]:
-    return await write_record(encoding.outcome_key(flow_run_id), record)
+async def write_outcome(execution_id: str, record: dict[str, Any]) -> ResultRecord[Any]:
+    return await write_record(encoding.outcome_key(execution_id), record)
 
 
-async def read_outcome(flow_run_id: UUID, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
-    return await read_record(encoding.outcome_key(flow_run_id), patience=patience)
+async def read_outcome(execution_id: str, patience: float = STORAGE_PATIENCE_SECONDS) -> Any | None:
+    return await read_record(encoding.outcome_key(execution_id), patience=patience)

@@ -349,12 +349,26 @@ class PrefectAPI:
             return None
         return Deployment.model_validate(response.json())
 
+    # events and logs, written behind by the outbox drain -------------------------------
+    async def create_events(self, events: list[dict[str, Any]]) -> None:
+        """Events in one request (the server's task-run recorder makes task runs of them;
+        an event id already recorded is ignored, so a replay writes nothing twice)."""
+        response = await self.request("POST", "/events", json=events)
+        if response.status_code >= 400:
+            raise PrefectUnavailable(f"Prefect refused {len(events)} events: {response.text[:300]}")
+
+    async def create_logs(self, logs: list[dict[str, Any]]) -> None:
+        response = await self.request("POST", "/logs/", json=logs)
+        if response.status_code >= 400:
+            raise PrefectUnavailable(f"Prefect refused {len(logs)} log lines: {response.text[:300]}")
+
     async def health(self) -> bool:
         try:
             response = await self._http.get("/health", timeout=2.0)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
 
 def _is_server_error(error: PrefectUnavailable) -> bool:
     """Prefect answered 500 (it failed the request), not: it cannot be reached."""

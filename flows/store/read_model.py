@@ -1,6 +1,8 @@
 """The read model of executions, steps and logs: what the CLI, the API and the dashboard show.
 
-Prefect is the only store: the status of an execution is its flow run's state, its
+An execution committed to this machine's outbox and not yet (fully) drained is answered
+from the outbox (`outbox_body`), so a read right after an answer sees it at once; every
+other read is Prefect's: the status of an execution is its flow run's state, its
 workflow and mode are the run's tags, its output or error is the result record of the
 final state, its current step is the latest task run (the encoding is
 `flowdeck.store.encoding`). Any process that can reach the Prefect API (and its result
@@ -20,6 +22,7 @@ from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
 
 from flowdeck.errors import UnknownExecution
 from flowdeck.store import encoding, journal
+from flowdeck.store.outbox import ExecutionRow, Outbox
 from flowdeck.store.prefect_api import PrefectAPI
 
 TERMINAL = encoding.TERMINAL
@@ -30,20 +33,74 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-async def read_flow_run(api: PrefectAPI, execution_id: str) -> FlowRun:
-    flow_run_id = encoding.flow_run_id_for(execution_id)
-    flow_run = await api.read_flow_run(flow_run_id) if flow_run_id else None
+_flow_run_ids: dict[str, UUID] = {}  # execution id -> flow run id (never changes once made)
+
+
+def _unknown(execution_id: str) -> UnknownExecution:
+    return UnknownExecution(
+        f"no execution '{execution_id}'; execution ids look like exec_<32 hex> (see `flowdeck executions`)"
+    )
+
+
+async def read_flow_run(api: PrefectAPI, execution_id: str, outbox: Outbox | None = None) -> FlowRun:
+    """The flow run of an execution: found by its idempotency key (the execution id), or
+    by id for executions made before the outbox."""
+    known = _flow_run_ids.get(execution_id)
+    if known is None and outbox is not None:
+        row = outbox.execution(execution_id)
+        known = UUID(row.flow_run_id) if row and row.flow_run_id else None
+    flow_run: FlowRun | None = None
+    if known is not None:
+        flow_run = await api.read_flow_run(known)
+    elif encoding.is_execution_id(execution_id):
+        found = await api.read_flow_runs({"flow_runs": encoding.execution_filter([execution_id]), "limit": 1})
+        flow_run = found[0] if found else None
     if flow_run is None or not encoding.is_flowdeck_run(flow_run):
-        raise UnknownExecution(
-            f"no execution '{execution_id}'; execution ids look like exec_<32 hex> (see `flowdeck executions`)"
-        )
+        raise _unknown(execution_id)
+    _flow_run_ids[execution_id] = flow_run.id
     return flow_run
 
 
-async def get_status(api: PrefectAPI, execution_id: str) -> dict[str, Any]:
+async def get_status(api: PrefectAPI, execution_id: str, outbox: Outbox | None = None) -> dict[str, Any]:
     """The body of `flowdeck status` and `GET /workflow/workflow-executions/{id}`."""
-    flow_run = await read_flow_run(api, execution_id)
+    row = outbox.execution(execution_id) if outbox is not None else None
+    if outbox is not None and row is not None and (not row.drained or row.flow_run_id is None):
+        return outbox_body(outbox, row)
+    flow_run = await read_flow_run(api, execution_id, outbox)
     return await status_body(api, flow_run)
+
+
+def outbox_body(outbox: Outbox, row: ExecutionRow) -> dict[str, Any]:
+    """The status body of an execution Prefect does not fully hold yet, from the outbox."""
+    entries = outbox.entries(row.execution_id, 0, 2000)
+    created = entries[0].payload if entries and entries[0].kind == "created" else {}
+    body: dict[str, Any] = {
+        "status": row.status,
+        "execution_id": row.execution_id,
+        "workflow_id": row.workflow_id,
+        "workflow_version": row.version,
+        "mode": row.mode,
+        "created_at": datetime.fromtimestamp(row.created, UTC).isoformat(),
+        "started_at": created.get("started_at") if row.mode == "sync" else None,
+        "ended_at": None,
+        "current_step": None,
+        "resume_at": None,
+        "attempt": 1,
+    }
+    for entry in entries:
+        if entry.kind == "event":
+            body["current_step"] = entry.payload.get("resource", {}).get("prefect.resource.name")
+        elif entry.kind == "final":
+            body["ended_at"] = datetime.fromtimestamp(entry.at, UTC).isoformat()
+            record = entry.payload.get("record") or {}
+            if row.status == "success":
+                body["output"] = record.get("output", {})
+            else:
+                body["error"] = record.get("error") or entry.payload.get("error")
+        elif entry.kind == "handoff":
+            body["resume_at"] = entry.payload.get("resume_at")
+            body["current_step"] = entry.payload.get("step_name") or body["current_step"]
+    return body
 
 
 async def status_body(
@@ -53,7 +110,7 @@ async def status_body(
     version = encoding.version_text_of(flow_run)
     body: dict[str, Any] = {
         "status": status,
-        "execution_id": encoding.execution_id_for(flow_run.id),
+        "execution_id": encoding.execution_id_of(flow_run),
         "workflow_id": encoding.workflow_of(flow_run),
         "workflow_version": int(version) if version and version.isdigit() else version,
         "mode": encoding.mode_of(flow_run),
@@ -73,7 +130,7 @@ async def status_body(
             body["current_step"] = encoding.waiting_step(state.message) or body["current_step"]
     if with_result and status in ("success", "failed"):
         # a status read answers at once (503) rather than wait for a result storage that is down
-        outcome = await journal.read_outcome(flow_run.id, patience=0)
+        outcome = await journal.read_outcome(encoding.execution_id_of(flow_run), patience=0)
         if status == "success":
             body["output"] = (outcome or {}).get("output") if outcome else {}
         else:
@@ -117,9 +174,11 @@ async def recent(
     workflow_id: str | None = None,
     statuses: list[str] | None = None,
     include_future: bool = False,
+    outbox: Outbox | None = None,
 ) -> list[dict[str, Any]]:
     """Recent executions, newest first, as status bodies without the per-run lookups
-    (current_step, output) that a list does not need."""
+    (current_step, output) that a list does not need; those committed here and not yet in
+    Prefect come from the outbox."""
     flow_runs_filter = encoding.flowdeck_runs_filter(workflow_id)
     if statuses:
         types = sorted({t for s in statuses for t in encoding.STATE_TYPES_OF_STATUS.get(s, [])})
@@ -128,6 +187,14 @@ async def recent(
         flow_runs_filter.update(_before_horizon())
     runs = await api.read_flow_runs(_flow_runs_query(flow_runs_filter, limit))
     bodies = [await status_body(api, run, with_steps=False, with_result=False) for run in runs]
+    if outbox is not None:
+        seen = {b["execution_id"] for b in bodies}
+        local = [
+            outbox_body(outbox, row)
+            for row in outbox.undrained(limit)
+            if row.execution_id not in seen and (workflow_id is None or row.workflow_id == workflow_id)
+        ]
+        bodies = sorted(local + bodies, key=lambda b: b["created_at"] or "", reverse=True)[:limit]
     if statuses:
         bodies = [b for b in bodies if b["status"] in statuses]
     return bodies
@@ -136,11 +203,13 @@ async def recent(
 # the dashboard ---------------------------------------------------------------------------
 async def _bodies(api: PrefectAPI, flow_runs_filter: dict[str, Any], offset: int = 0) -> list[dict[str, Any]]:
     runs = await api.read_flow_runs(_flow_runs_query(flow_runs_filter, PAGE, offset))
+    for run in runs:
+        _flow_run_ids[encoding.execution_id_of(run)] = run.id
     return [await status_body(api, run, with_steps=False, with_result=False) for run in runs]
 
 
 async def dashboard_executions(
-    api: PrefectAPI, known_active: list[str], full: bool, limit: int
+    api: PrefectAPI, known_active: list[str], full: bool, limit: int, outbox: Outbox | None = None
 ) -> list[dict[str, Any]]:
     """Status bodies for the dashboard's table: the newest page (`full`: pages back to
     `limit` rows), every active execution, and the executions in `known_active` (to see
@@ -155,12 +224,13 @@ async def dashboard_executions(
             break
     active = await _bodies(api, {**base, "state": {"type": {"any_": encoding.ACTIVE_STATE_TYPES}}})
     bodies.update((b["execution_id"], b) for b in active)
-    ended = [i for i in known_active if i not in bodies]
-    if ended:
-        ids = [str(encoding.flow_run_id_for(i)) for i in ended if encoding.flow_run_id_for(i)]
-        for start in range(0, len(ids), PAGE):
-            got = await _bodies(api, {"id": {"any_": ids[start : start + PAGE]}})
-            bodies.update((b["execution_id"], b) for b in got)
+    if outbox is not None:
+        for row in outbox.undrained(PAGE):
+            bodies.setdefault(row.execution_id, outbox_body(outbox, row))
+    ended = [i for i in known_active if i not in bodies and encoding.is_execution_id(i)]
+    for start in range(0, len(ended), PAGE):
+        got = await _bodies(api, encoding.execution_filter(ended[start : start + PAGE]))
+        bodies.update((b["execution_id"], b) for b in got)
     await _fill_current_steps(api, [b for b in bodies.values() if b["status"] in ("running", "waiting")])
     return list(bodies.values())
 
@@ -171,7 +241,7 @@ async def _fill_current_steps(api: PrefectAPI, bodies: list[dict[str, Any]]) -> 
         return
     by_run: dict[UUID, dict[str, Any]] = {}
     for body in bodies[:PAGE]:
-        flow_run_id = encoding.flow_run_id_for(body["execution_id"])
+        flow_run_id = _flow_run_ids.get(body["execution_id"])
         if flow_run_id is not None:
             by_run[flow_run_id] = body
     task_runs = await api.read_task_runs_of(list(by_run), PAGE, strict=False)
@@ -208,9 +278,9 @@ class ExecutionView:
     flow_run_id: str
 
 
-async def execution_detail(api: PrefectAPI, execution_id: str) -> ExecutionView:
+async def execution_detail(api: PrefectAPI, execution_id: str, outbox: Outbox | None = None) -> ExecutionView:
     """The status body, the steps (with outputs) and the input of one execution."""
-    flow_run = await read_flow_run(api, execution_id)
+    flow_run = await read_flow_run(api, execution_id, outbox)
     body = await status_body(api, flow_run)
     steps = []
     for task_run in await api.read_task_runs(flow_run.id):
@@ -226,7 +296,7 @@ async def execution_detail(api: PrefectAPI, execution_id: str) -> ExecutionView:
         )
         if state == "COMPLETED":
             try:
-                entry = await journal.read_step(flow_run.id, key, patience=0)
+                entry = await journal.read_step(execution_id, key, patience=0)
             except Exception:  # unreadable storage: the step shows without output
                 entry = None
             if isinstance(entry, dict) and "output" in entry:
@@ -251,9 +321,32 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
+def known_flow_run_id(execution_id: str, outbox: Outbox | None = None) -> UUID | None:
+    """The flow run of an execution as far as is known without a request (reads and the
+    outbox's drain fill it; ids made before the outbox are their flow run's)."""
+    known = _flow_run_ids.get(execution_id)
+    if known is None and outbox is not None:
+        row = outbox.execution(execution_id)
+        known = UUID(row.flow_run_id) if row and row.flow_run_id else None
+    return known or encoding.flow_run_id_for(execution_id)
+
+
+def backlog(outbox: Outbox) -> dict[str, Any]:
+    """What the dashboard header shows: executions committed here, not yet in Prefect."""
+    return outbox.backlog()
+
+
+async def flow_run_id_of(api: PrefectAPI, execution_id: str, outbox: Outbox | None = None) -> UUID | None:
+    """The flow run of an execution (None while only the outbox has it, or for no execution)."""
+    try:
+        return _flow_run_ids.get(execution_id) or (await read_flow_run(api, execution_id, outbox)).id
+    except UnknownExecution:
+        return None
+
+
 async def logs(api: PrefectAPI, execution_id: str, after: datetime | None) -> list[LogView]:
     """An execution's log lines after `after`, oldest first (a page)."""
-    flow_run_id = encoding.flow_run_id_for(execution_id)
+    flow_run_id = await flow_run_id_of(api, execution_id)
     if flow_run_id is None:
         return []
     logs_filter: dict[str, Any] = {"flow_run_id": {"any_": [str(flow_run_id)]}}

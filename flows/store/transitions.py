@@ -76,9 +76,17 @@ async def reschedule(api: PrefectAPI, flow_run_id: UUID, reason: str) -> None:
     await set_state(api, flow_run_id, encoding.rescheduled_state(reason), force=True)
 
 
-async def finish(api: PrefectAPI, flow_run_id: UUID, outcome: Outcome, *, set_final_state: bool = True) -> None:
+async def take_over(api: PrefectAPI, flow_run_id: UUID, takeovers: int, reason: str) -> None:
+    """Reschedule a run whose executor died, counting the takeover in its labels."""
+    await api.update_flow_run_labels(flow_run_id, {encoding.TAKEOVERS_LABEL: takeovers})
+    await reschedule(api, flow_run_id, reason)
+
+
+async def finish(
+    api: PrefectAPI, flow_run_id: UUID, execution_id: str, outcome: Outcome, *, set_final_state: bool = True
+) -> None:
     """The final state, with the documented body persisted as its result."""
-    record = await journal.write_outcome(flow_run_id, outcome.record())
+    record = await journal.write_outcome(execution_id, outcome.record())
     if not set_final_state:  # Prefect's engine hosts the run and sets the final state itself
         return
     await set_state(api, flow_run_id, encoding.final_state(outcome.status, outcome.error, record), force=True)

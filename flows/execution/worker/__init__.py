@@ -60,6 +60,7 @@ class Worker(Liveness):
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self.engine.drainer.start()  # this process also writes the outbox to Prefect
         await ensure_work_pool(self.api)
         await self._sync_deployments()
         await self._heartbeat_once()

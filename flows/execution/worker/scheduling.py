@@ -19,6 +19,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from flowdeck.definition.model import WorkflowDefinition
 from flowdeck.errors import FlowdeckError, NotRunnable
 from flowdeck.execution import durable, pinning, reloading
+from flowdeck.execution.stored_definition import stored_definition
 from flowdeck.execution.worker.base import WorkerState, log
 from flowdeck.runtime.inputs import input_problems
 from flowdeck.runtime.interpreter import Outcome
@@ -242,7 +243,9 @@ class Scheduling(WorkerState):
         if problems:
             listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             invalid = {"step_name": None, "message": f"input_data is not valid: {listed}"}
-            await transitions.finish(self.api, flow_run_id, Outcome(status="failed", error=invalid))
+            await transitions.finish(
+                self.api, flow_run_id, encoding.execution_id_of(flow_run), Outcome(status="failed", error=invalid)
+            )
             return
         await self._execute(flow_run, definition)
 
@@ -280,4 +283,6 @@ class Scheduling(WorkerState):
             raise NotRunnable("the flow run has no workflow or version tag flowdeck can read")
         if not encoding.names_one_execution(flow_run):
             raise NotRunnable("the flow run has more than one workflow or version tag")
-        return self.engine.catalog.resolve(workflow_id, int(version), allow_draft=True)
+        # the definition the execution started with, whatever became of its file since
+        stored = stored_definition(flow_run, workflow_id, int(version))
+        return stored or self.engine.catalog.resolve(workflow_id, int(version), allow_draft=True)
