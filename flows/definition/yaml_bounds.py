@@ -108,3 +108,12 @@ def _check_scalar(event: Any) -> None:
             event,
             f"a number of {len(value):,} characters is longer than {MAX_NUMBER_CHARS}; quote it if it is text",
         )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:  # "\ud800" in a double-quoted scalar: Prefect cannot store it
+            raise _at(
+                event,
+                f"a lone surrogate (\\u{ord(value[error.start]):04x}) is not Unicode text; "
+                "write the character itself or a \\U0001F600-style escape (YAML does not join surrogate pairs)",
+            ) from None
