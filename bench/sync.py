@@ -17,6 +17,47 @@ from _common import machine, ms, p50, percentile, private_environment, stop_serv
 
 ROUNDS = 40
 WARMUP = 3
+CONCURRENCY = (1, 50, 200)
+
+
+async def _concurrent(engine: Any, definition: Any, n: int) -> dict[str, Any]:
+    """`n` sync calls at once in one process (in-process, not over HTTP): answer latency,
+    failures, drain lag (answer -> final state in Prefect), beside the same `n` runs of the
+    interpreter with no Prefect and no outbox."""
+    from flowdeck.runtime.interpreter import Run
+
+    async def one() -> tuple[float, float | None, bool]:
+        started = time.perf_counter()
+        try:
+            call = await engine.run_sync("bench_five", "latest", {"n": 12})
+        except Exception:
+            return ms(time.perf_counter() - started), None, False
+        answered = time.perf_counter()
+        await call.finish()
+        return ms(answered - started), ms(time.perf_counter() - answered), call.body["status"] == "success"
+
+    async def plain() -> float:
+        started = time.perf_counter()
+        await Run(definition=definition, execution_id="exec_plain", mode="sync", input={"n": 12}).execute()
+        return ms(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(n)))
+    all_in_prefect = ms(time.perf_counter() - started)
+    baseline = await asyncio.gather(*(plain() for _ in range(n)))
+    answers = [r[0] for r in results]
+    lags = [r[1] for r in results if r[1] is not None]
+    return {
+        "p50_ms": p50(answers),
+        "p95_ms": percentile(answers, 95),
+        "p99_ms": percentile(answers, 99),
+        "failures": sum(1 for r in results if not r[2]),
+        "drain_lag_p50_ms": p50(lags) if lags else None,
+        "drain_lag_p95_ms": percentile(lags, 95) if lags else None,
+        "all_in_prefect_after_ms": all_in_prefect,
+        "no_prefect_p50_ms": p50(baseline),
+        "no_prefect_p99_ms": percentile(baseline, 99),
+    }
 
 
 def main() -> dict[str, Any]:
@@ -87,17 +128,17 @@ async def _measure() -> dict[str, Any]:
             samples["prefect_async"].append(ms(time.perf_counter() - started))
 
     # Every step of the last flowdeck execution is a task run in Prefect.
-    from flowdeck.store.recording import flow_run_id_for
+    from flowdeck.store import read_model
 
     await flush_events()
-    flow_run_id = flow_run_id_for(call.execution_id)
-    assert flow_run_id is not None
+    flow_run_id = (await read_model.read_flow_run(engine.api, call.execution_id)).id
     for _ in range(50):
         task_runs = await engine.api.read_task_runs(flow_run_id)
         if len(task_runs) >= 5:
             break
         await asyncio.sleep(0.1)
     task_runs_seen.append(len(task_runs))
+    concurrency = {str(n): await _concurrent(engine, definition, n) for n in CONCURRENCY}
     await engine.aclose()
 
     flowdeck_p50 = p50(samples["flowdeck"])
@@ -114,5 +155,6 @@ async def _measure() -> dict[str, Any]:
         "overhead_p50_ms": round(flowdeck_p50 - plain_p50, 2),
         "ratio_vs_prefect": round(flowdeck_p50 / prefect_sync_p50, 3),
         "task_runs_recorded_for_last_execution": task_runs_seen[-1],
+        "concurrency_in_process": concurrency,
         "machine": machine(),
     }

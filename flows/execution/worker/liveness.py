@@ -11,8 +11,12 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from flowdeck import settings
 from flowdeck.errors import FlowdeckError
 from flowdeck.execution.worker.scheduling import Scheduling
-from flowdeck.store import encoding, transitions
+from flowdeck.runtime.interpreter import Outcome
+from flowdeck.store import encoding, read_model, transitions
 from flowdeck.store.deployments import WORK_POOL
+
+# Takeovers of one execution from workers that died while running it, before it fails.
+MAX_WORKER_LOSSES = 3
 
 
 class Liveness(Scheduling):
@@ -87,8 +91,26 @@ class Liveness(Scheduling):
                 if owner
                 else "the sync caller"
             )
-            await transitions.reschedule(self.api, flow_run.id, f"recovered: {who} stopped responding")
+            if owner is not None and owner != self.name:
+                # a step that kills or crashes its worker would otherwise be retried forever
+                takeovers = encoding.takeovers_of(current) + 1
+                if takeovers > MAX_WORKER_LOSSES:
+                    await self._fail_lost(current, takeovers - 1)
+                    continue
+                await transitions.take_over(self.api, flow_run.id, takeovers, f"recovered: {who} stopped responding")
+            else:
+                await transitions.reschedule(self.api, flow_run.id, f"recovered: {who} stopped responding")
             self.arm(flow_run.id, datetime.now(UTC))
+
+    async def _fail_lost(self, flow_run: FlowRun, losses: int) -> None:
+        step = await read_model.current_step(self.api, flow_run)
+        message = (
+            f"the execution lost its worker {losses + 1} times (at step '{step}'): a step that kills or "
+            f"crashes its worker is not retried more than {MAX_WORKER_LOSSES} times; fix the step "
+            "(memory, a native crash, an exit call) and start the execution again"
+        )
+        outcome = Outcome(status="failed", error={"step_name": step, "message": message})
+        await transitions.finish(self.api, flow_run.id, encoding.execution_id_of(flow_run), outcome)
 
     def _sync_limit(self, flow_run: FlowRun) -> float:
         try:
