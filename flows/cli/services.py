@@ -134,6 +134,12 @@ def server_start(
         state = prefect_server.start(topology=topology)
     except (PrefectUnavailable, ConfigurationError) as error:
         raise failed(error) from None
+    if state.foreign:
+        raise fail(
+            f"port {settings.server_port()} already answers, but not from flowdeck's server ({state.foreign}); "
+            "stop that program or choose another port with FLOWDECK_SERVER_PORT",
+            PrefectUnavailable.exit_code,
+        )
     out.print(
         f"Prefect server running at {state.api_url} (pid {state.pid}, database {state.database})", highlight=False
     )

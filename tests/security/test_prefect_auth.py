@@ -25,6 +25,7 @@ from support.prefect import client
 from support.workers import WorkerProcess
 
 from flowdeck.local import credentials
+from flowdeck.local.spawn import free_port
 
 DEFINITIONS = Path(__file__).parent / "prefect_definitions"
 ENV = {"FLOWDECK_DEFINITIONS": str(DEFINITIONS)}
@@ -169,7 +170,8 @@ def test_a_secret_file_others_can_read_is_refused(tmp_path: Path) -> None:
     home.mkdir()
     (home / "prefect_auth").write_text("flowdeck:leaked\n")
     (home / "prefect_auth").chmod(0o644)
-    result = run_cli("server", "start", env={"FLOWDECK_HOME": str(home), "FLOWDECK_SERVER_PORT": "9"}, timeout=60)
+    env = {"FLOWDECK_HOME": str(home), "FLOWDECK_SERVER_PORT": str(free_port()), "PREFECT_API_URL": ""}
+    result = run_cli("server", "start", env=env, timeout=60)
     assert result.returncode != 0
     assert "can be read by other users" in result.stderr and "Traceback" not in result.stderr
 

@@ -118,6 +118,8 @@ def test_another_program_on_the_port_is_not_taken_for_the_server(
         assert shown["pid"] is None and shown["foreign"] and f"pid {other.pid}" in shown["foreign"]
         text = " ".join(server(home, "status").stdout.split())
         assert "not flowdeck's server" in text
+        refused = server(home, "start")
+        assert refused.returncode == 3 and "not from flowdeck's server" in " ".join(refused.stderr.split())
         stopped = server(home, "stop")
         assert "left alone" in " ".join(stopped.stdout.split()), stopped.stdout
         time.sleep(0.5)
