@@ -21,6 +21,10 @@ from support.paths import ROOT
 
 from flowdeck.local.spawn import free_port
 
+# Real processes and seconds of waiting (and, for the server tests, real Prefect servers):
+# not the fast layer.
+pytestmark = pytest.mark.integration
+
 DEFINITIONS = Path(__file__).parent / "prefect_definitions"
 CLEAR_ERROR_WITHIN = 20.0  # seconds; the client gives an unreachable server 5 s
 STOPS_WITHIN = 2.0  # seconds after the signal

@@ -22,6 +22,10 @@ from support.cli import run_cli
 from flowdeck.local.daemons import alive
 from flowdeck.local.spawn import answers, free_port
 
+# Real processes and seconds of waiting (and, for the server tests, real Prefect servers):
+# not the fast layer.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def home(tmp_path: Path) -> dict[str, str]:
