@@ -112,6 +112,16 @@ def api_tokens() -> list[str]:
     return [part.strip() for part in (os.environ.get(API_TOKENS_VARIABLE) or "").split(",")]
 
 
+PIN_KEY_VARIABLE = "FLOWDECK_PIN_KEY"
+MIN_PIN_KEY_LENGTH = 32
+
+
+def pin_key() -> str | None:
+    """FLOWDECK_PIN_KEY: the key that signs the flow runs flowdeck creates (unset: one
+    generated in $FLOWDECK_HOME/pin_key); the same on every machine of a cluster."""
+    return os.environ.get(PIN_KEY_VARIABLE) or None
+
+
 def api_batch_concurrency() -> int:
     """FLOWDECK_API_BATCH_CONCURRENCY: starts in flight at once for one batch request (4)."""
     return max(1, int(os.environ.get("FLOWDECK_API_BATCH_CONCURRENCY") or 4))

@@ -8,7 +8,7 @@ dashboard), and neither is a run that carries its own definition text in its con
 (which the worker would otherwise run instead of the file).
 
 So every flow run flowdeck creates carries the label `flowdeck.pin`: an HMAC-SHA256, under
-a key only flowdeck's processes hold (`$FLOWDECK_HOME/pin_key`, mode 0600; never the Prefect
+a key only flowdeck's processes hold (`$FLOWDECK_HOME/pin_key`, mode 0600, or FLOWDECK_PIN_KEY; never the Prefect
 credential, which people are given), over the workflow id, version, input and definition
 text the run was created with. The worker checks it before it claims a draft or
 a run with a definition in its context, and a run whose pin does not match (its input or

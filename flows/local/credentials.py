@@ -4,9 +4,10 @@
                            PREFECT_SERVER_API_AUTH_STRING, flowdeck's own processes send it
                            as PREFECT_API_AUTH_STRING (HTTP basic auth), the Prefect UI asks
                            for it as its password
-    pin_key()              the key that signs the draft runs the CLI and the dashboard start
+    pin_key()              the key that signs the flow runs flowdeck creates
                            (flowdeck.execution.pinning), so a worker can tell them from a
-                           run someone else created with a draft's tags
+                           run someone else created with a draft's tags; FLOWDECK_PIN_KEY
+                           instead when set (one key for every machine of a cluster)
 
 Each is made on first need, atomically (several processes may start at once: the first
 link wins and the others read its file), and never printed or logged by flowdeck. A file
@@ -46,6 +47,16 @@ def prefect_auth_string() -> str:
 
 
 def pin_key() -> bytes:
+    """FLOWDECK_PIN_KEY when set (a cluster shares one), else this home's own file."""
+    shared = settings.pin_key()
+    if shared is not None:
+        if len(shared) < settings.MIN_PIN_KEY_LENGTH:
+            raise ConfigurationError(
+                f"{settings.PIN_KEY_VARIABLE} is {len(shared)} characters; give at least "
+                f"{settings.MIN_PIN_KEY_LENGTH} random ones "
+                "(`python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            )
+        return shared.encode()
     return _secret(pin_key_file(), lambda: secrets.token_hex(32)).encode()
 
 

@@ -262,6 +262,7 @@ class Cluster:
     workers: list[Process] = field(default_factory=list)
     apis: list[Process] = field(default_factory=list)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    pin_key: str = field(default_factory=lambda: secrets.token_hex(32))  # one for the cluster, as docs/scaling.md says
 
     @property
     def database_url(self) -> str:
@@ -287,6 +288,7 @@ class Cluster:
             FLOWDECK_HOME=str(self.root / (name if self.database else "server")),
             PREFECT_API_URL=self.api_url,
             PREFECT_API_AUTH_STRING=self.auth_string,
+            FLOWDECK_PIN_KEY=self.pin_key,
             FLOWDECK_DEFINITIONS=str(DEFINITIONS),
             FLOWDECK_WORKER_HEARTBEAT="1",
             FLOWDECK_WORKER_DEAD_AFTER="6",
