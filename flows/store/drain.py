@@ -48,6 +48,7 @@ BATCH_ENTRIES = 500  # entries read per execution per pass (memory stays bounded
 EVENTS_PER_REQUEST = 200
 IDLE_POLL_SECONDS = 0.5  # how often an idle drainer looks for other processes' leftovers
 MAX_BACKOFF_SECONDS = 5.0
+HOLD_OPEN_SYNC_SECONDS = 1.0
 
 DeploymentResolver = Callable[[dict[str, Any]], Awaitable[UUID]]
 
@@ -175,13 +176,27 @@ class Drainer:
                 pass
 
     async def _pass(self) -> None:
-        rows = [row for row in self.outbox.undrained(200) if row.execution_id not in self._busy]
+        now = time.time()
+        rows = [
+            row for row in self.outbox.undrained(200) if row.execution_id not in self._busy and not self._hold(row, now)
+        ]
         if not rows:
             return
         results = await asyncio.gather(*(self._drain_claimed(row) for row in rows), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
+
+    def _hold(self, row: ExecutionRow, now: float) -> bool:
+        """A sync execution running in this process is left alone for its first second:
+        most end by then and are created straight in their final state (one write), and
+        no drain work competes with the call on its event loop."""
+        return (
+            row.mode == "sync"
+            and not row.closed
+            and row.owner == self.outbox.owner
+            and now - row.created < HOLD_OPEN_SYNC_SECONDS
+        )
 
     async def _drain_claimed(self, row: ExecutionRow) -> None:
         async with self._slots:
