@@ -130,6 +130,17 @@ def loads_strict(raw: bytes | str, what: str = "the body") -> Any:
 def check_value(value: Any, where: str, *, extra_depth: int = 0) -> None:
     """Depth, text and numbers of an already parsed value (iterative: any depth is safe to walk)."""
     limit = MAX_JSON_DEPTH + extra_depth
+    found = _find_problem(value, limit)
+    if found is not None:
+        # Only the container that holds the problem pays for the walk that names the place:
+        # building a path string for each of the 5.5 million values of a 16 MiB batch took 3-4 s.
+        item, trail, depth = found
+        path = _path(where, trail)
+        _name_problem(item, path, limit - depth)
+        raise JsonRefused(f"{path or 'the value'} is outside the bounds of an input", path)  # not reached
+
+
+def _name_problem(value: Any, where: str, limit: int) -> None:
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     while stack:
         item, path, depth = stack.pop()
@@ -150,6 +161,63 @@ def check_value(value: Any, where: str, *, extra_depth: int = 0) -> None:
             raise JsonRefused(f"{path or 'the value'} is {item}, which is not JSON; send a finite number", path)
         elif isinstance(item, int) and not isinstance(item, bool) and not _INT_MIN <= item <= _INT_MAX:
             raise JsonRefused(f"{path or 'the value'} is an integer that does not fit in 64 bits", path)
+
+
+def _find_problem(value: Any, limit: int) -> tuple[Any, Any, int] | None:
+    """(the container holding what breaks a bound, its trail, its depth), or None: one pass
+    that builds no strings. A trail is (parent trail, key, is_index), rendered only on failure."""
+    if not isinstance(value, (dict, list)):
+        return None if _fine_scalar(value) else (value, None, 0)
+    stack: list[tuple[Any, Any, int]] = [(value, None, 0)]  # containers within the limit themselves
+    while stack:
+        item, trail, depth = stack.pop()
+        deeper = depth + 2 > limit  # a container among the children would break the bound
+        if isinstance(item, dict):
+            if not all(map(_fine_scalar, item)):
+                return item, trail, depth
+            pairs: Any = item.items()
+            is_index = False
+        else:
+            pairs = enumerate(item)
+            is_index = True
+        for key, child in pairs:
+            if isinstance(child, (dict, list)):
+                if deeper:
+                    return item, trail, depth
+                if child:
+                    stack.append((child, (trail, key, is_index), depth + 1))
+            elif not _fine_scalar(child):
+                return item, trail, depth
+    return None
+
+
+def _path(where: str, trail: Any) -> str:
+    keys: list[tuple[Any, bool]] = []
+    while trail is not None:
+        trail, key, is_index = trail
+        keys.append((key, is_index))
+    path = where
+    for key, is_index in reversed(keys):
+        path = f"{path}[{key}]" if is_index else (f"{path}.{key}" if path else str(key))
+    return path
+
+
+def _fine_scalar(item: Any) -> bool:
+    if isinstance(item, str):
+        return item.isascii() or _is_unicode(item)
+    if isinstance(item, float):
+        return math.isfinite(item)
+    if isinstance(item, int):
+        return _INT_MIN <= item <= _INT_MAX  # bools are 0 and 1
+    return True
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_text(text: str, path: str) -> None:
