@@ -20,6 +20,7 @@ import typer
 
 from flowdeck.cli import authoring, dashboard, definitions, executions, services, storage
 from flowdeck.cli.common import err
+from flowdeck.errors import FlowdeckError
 
 app = typer.Typer(
     help="YAML workflows for voice and chat agents, run on Prefect.",
@@ -63,6 +64,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except FlowdeckError as error:  # one a command did not turn into its own message
+        err.print(f"[bold red]error:[/] {error.message}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,12 @@ def pin_key() -> bytes:
 
 def _secret(path: Path, generate: Callable[[], str]) -> str:
     if not path.exists():
-        _create(path, generate())
+        try:
+            _create(path, generate())
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot create {path}: {error.strerror}; make FLOWDECK_HOME writable or point it elsewhere"
+            ) from None
     return _read(path)
 
 

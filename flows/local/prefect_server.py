@@ -119,7 +119,12 @@ def base_environment() -> None:
 @contextmanager
 def _start_lock() -> Iterator[None]:
     """Several processes may need the server at once: only one starts it."""
-    settings.home().mkdir(parents=True, exist_ok=True)
+    try:
+        settings.home().mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot create FLOWDECK_HOME {settings.home()}: {error.strerror}; point FLOWDECK_HOME at a directory"
+        ) from None
     with open(settings.home() / "server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

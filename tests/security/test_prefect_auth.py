@@ -195,3 +195,12 @@ def test_a_wrong_credential_is_a_clear_error(prefect_api: str) -> None:
     assert result.returncode == 3, result.stdout + result.stderr
     assert "answered 401" in result.stderr and "set PREFECT_API_AUTH_STRING" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_home_where_the_secret_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "file-not-dir"
+    home.write_text("")  # FLOWDECK_HOME is a file: nothing can be created below it
+    env = {"FLOWDECK_HOME": str(home), "FLOWDECK_SERVER_PORT": str(free_port()), "PREFECT_API_URL": ""}
+    result = run_cli("server", "start", env=env, timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "cannot create" in result.stderr or str(home) in result.stderr
