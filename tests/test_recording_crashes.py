@@ -207,3 +207,50 @@ def test_status_sees_a_committed_execution_before_prefect_has_it(
     assert body["status"] == polled["status"] == "success"
     assert polled["output"] == body["output"]
     assert polled["execution_id"] == body["execution_id"]
+
+
+def test_api_killed_right_after_answering_while_prefect_is_down(prefect_api: str, http_server: RecordingServer) -> None:
+    """A stream of sync calls answered by an API whose Prefect is stopped, then the API is
+    killed with kill -9: every answered execution reaches Prefect once the next process
+    opens the outbox, and no side effect ran twice."""
+    from support.api import ApiServer
+
+    from flowdeck.local import prefect_server
+
+    routes(http_server)
+    http_server.routes["POST /first"] = (200, {})
+    server = ApiServer(DEFINITIONS)
+    bodies = []
+    try:
+        prefect_server.stop()
+        try:
+            with server.client() as client:
+                for _ in range(3):
+                    response = client.post(
+                        "/workflow/workflow-executions",
+                        json={"workflow_id": "rec_two_calls", "input_data": {"base_url": http_server.url}},
+                    )
+                    assert response.status_code == 200, response.text
+                    bodies.append(response.json())
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait(timeout=10)
+        finally:
+            prefect_server.start()
+    finally:
+        server.stop()
+    assert [b["status"] for b in bodies] == ["success"] * 3
+    restarted = ApiServer(DEFINITIONS)  # the next process to open the outbox replays it
+    try:
+        for body in bodies:
+            wait_for_steps(body["execution_id"], {"First call", "Pause", "Second call"}, timeout=30)
+    finally:
+        restarted.stop()
+    for body in bodies:
+        assert wait_until(body["execution_id"], {"success"}, timeout=60)["status"] == "success"
+        wait_for_steps(body["execution_id"], {"First call", "Pause", "Second call"})
+        runs, task_runs = prefect_records(body["execution_id"])
+        assert len(runs) == 1 and runs[0].state.type.value == "COMPLETED", runs
+        names = sorted(t.name for t in task_runs)
+        assert names == sorted(set(names)), names
+    assert http_server.count("POST", "/first") == 3
+    assert http_server.count("POST", "/second") == 3
