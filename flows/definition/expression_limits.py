@@ -15,6 +15,11 @@ time linear in their input.
                            not depend on the machine's speed, next to the time limit)
     MAX_DEPTH        1,000 nested evaluations (~300 levels of a recursive function), well
                            inside Python's recursion limit
+    MAX_RENDERED_CHARS 10 MiB of what the templates of one render call give (as JSON text):
+                           a step's fields are its output, kept in the context, the journal
+                           and Prefect; 40 templates of `$pad('', 999999)` each under the
+                           caps gave an output step a 40 MB output (an http response may be
+                           10 MiB)
     MAX_MEMORY_MB      256 growth of the process's resident memory during one call: each
                            string and array is capped, but not how many of them are kept
                            (`$map([1..100000], function($x){ $pad("", 999999) })` held
@@ -40,6 +45,7 @@ __all__ = [
     "MAX_LIST",
     "MAX_MEMORY_MB",
     "MAX_RANGE",
+    "MAX_RENDERED_CHARS",
     "MAX_STEPS",
     "MAX_STRING",
     "Bounds",
@@ -54,6 +60,7 @@ MAX_LIST = 1_000_000
 MAX_RANGE = 100_000
 MAX_STEPS = 1_000_000
 MAX_MEMORY_MB = 256
+MAX_RENDERED_CHARS = 10 * 1024 * 1024  # what one render call's templates give: an http response's bound
 # A statm read costs ~9 us, a step ~2.5 us: every 256 steps is ~1.3 % of a busy evaluation.
 # Results of tail calls (a lambda whose body is a call, as in $map) never reach `exit`, so
 # the step count is what catches them: 256 steps build at most a few tens of MB of strings.
@@ -84,7 +91,7 @@ class Bounds:
     loop waiting for it.
     """
 
-    __slots__ = ("timeout", "deadline", "depth", "steps", "bindings", "yielding", "resident")
+    __slots__ = ("timeout", "deadline", "depth", "steps", "bindings", "yielding", "resident", "produced")
 
     def __init__(self, timeout: float, *, yielding: bool = False) -> None:
         self.timeout = timeout
@@ -93,6 +100,7 @@ class Bounds:
         self.depth = 0
         self.steps = 0
         self.resident: int | None = None  # at the first sample: a short evaluation never reads it
+        self.produced = 0  # characters the templates of this call gave (MAX_RENDERED_CHARS)
         self.bindings = {"__evaluate_entry": self.entry, "__evaluate_exit": self.exit}
 
     def entry(self, expr: Any, input: Any, env: Any) -> None:

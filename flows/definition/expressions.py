@@ -34,6 +34,7 @@ from flowdeck.definition.expression_limits import (  # the MAX_* bounds: re-expo
     MAX_DEPTH,
     MAX_LIST,
     MAX_RANGE,
+    MAX_RENDERED_CHARS,
     MAX_STEPS,
     MAX_STRING,
     Bounds,
@@ -206,11 +207,26 @@ def _render(value: Any, ctx: dict[str, Any], bounds: Bounds) -> Any:
 
 def _render_template(parts: tuple[str | Jsonata, ...], ctx: dict[str, Any], bounds: Bounds) -> Any:
     if len(parts) == 1 and not isinstance(parts[0], str):
-        return _evaluate(parts[0], ctx, bounds)
-    pieces = []
-    for part in parts:
-        pieces.append(part if isinstance(part, str) else _as_text(_evaluate(part, ctx, bounds)))
-    return "".join(pieces)
+        return _produced(_evaluate(parts[0], ctx, bounds), parts[0], bounds)
+
+    def text(part: str | Jsonata) -> str:
+        return part if isinstance(part, str) else _produced(_as_text(_evaluate(part, ctx, bounds)), part, bounds)
+
+    return "".join(map(text, parts))
+
+
+def _produced(value: _T, expression: Jsonata, bounds: Bounds) -> _T:
+    """Count what a template gave towards MAX_RENDERED_CHARS (each value is capped, their sum was not)."""
+    if isinstance(value, str):
+        bounds.produced += len(value)
+    elif isinstance(value, (list, dict)):
+        bounds.produced += len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    if bounds.produced > MAX_RENDERED_CHARS:
+        raise ExpressionError(
+            f"expression {_quote(expression)} was stopped: the templates of this step gave more than "
+            f"{MAX_RENDERED_CHARS:,} characters (large data belongs in a store the workflow reads)"
+        )
+    return value
 
 
 @lru_cache(maxsize=CACHE_SIZE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -155,3 +156,16 @@ def test_huge_headers_are_refused_and_the_api_keeps_answering(api_server, header
     assert time.monotonic() - started < 5
     with httpx.Client(base_url=api_server.url, timeout=5) as probe:
         assert probe.get("/healthz").status_code == 200
+
+
+def test_an_output_step_cannot_return_40_mb(prefect_api):
+    """Before: 200 with a 40 MB output, stored and served again by GET. Now the step fails."""
+    server = ApiServer(definitions=Path(__file__).parent / "redteam_definitions")
+    try:
+        with server.client(timeout=120) as client:
+            response = client.post(SYNC, json={"workflow_id": "big_output", "input_data": {}})
+    finally:
+        server.stop()
+    assert len(response.content) < 100_000, len(response.content)
+    assert response.json()["status"] == "failed", response.text[:300]
+    assert "characters" in response.text and "was stopped" in response.text

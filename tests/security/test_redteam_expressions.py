@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from flowdeck.definition.expression_limits import MAX_LIST, MAX_MEMORY_MB
+from flowdeck.definition.expression_limits import MAX_LIST, MAX_MEMORY_MB, MAX_RENDERED_CHARS
 from flowdeck.definition.expressions import render
 from flowdeck.errors import ExpressionError
 
@@ -100,3 +100,15 @@ def test_many_values_each_under_its_cap_are_stopped_by_the_memory_bound(what: st
     result = measured(KEPT[what], {"input": {"s": "x" * 200_000}})
     assert f"more than {MAX_MEMORY_MB} MB of memory" in str(result["outcome"]), result
     assert result["max_rss_mb"] < MAX_MEMORY_MB + 250, result
+
+
+def test_many_templates_each_under_the_cap_cannot_make_a_huge_output() -> None:
+    """40 fields of `$pad('', 999999)` gave an output step a 40 MB output (stored, and served
+    back by GET): each string was under MAX_STRING, their sum was not bounded."""
+    template = "{{ $pad('', 999999, 'x') }}"
+    with pytest.raises(ExpressionError, match=f"more than {MAX_RENDERED_CHARS:,} characters"):
+        render({f"f{index}": template for index in range(40)}, {})
+    with pytest.raises(ExpressionError, match="more than"):
+        render({"list": "{{ $map([1..20], function($x){ $pad('', 999999) }) }}"}, {})
+    fields = render({f"f{index}": template for index in range(10)}, {})  # ~10 MB: at the bound, fine
+    assert sum(len(value) for value in fields.values()) == 9_999_990
