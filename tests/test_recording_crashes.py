@@ -254,3 +254,24 @@ def test_api_killed_right_after_answering_while_prefect_is_down(prefect_api: str
         assert names == sorted(set(names)), names
     assert http_server.count("POST", "/first") == 3
     assert http_server.count("POST", "/second") == 3
+
+
+def test_a_step_that_kills_its_worker_is_not_retried_forever(start_worker: Any) -> None:
+    env = {"PYTHONPATH": str(Path(__file__).parent), "FLOWDECK_WORKER_DEAD_AFTER": "2"}
+
+    async def submit() -> str:
+        async with Flowdeck.open(DEFINITIONS) as engine:
+            return str((await engine.submit("rec_kill_worker", "latest", {}))["execution_id"])
+
+    execution_id = asyncio.run(submit())
+    for _ in range(4):  # each worker takes it over, runs the step and dies
+        worker = start_worker(DEFINITIONS, **env)
+        assert worker.process.wait(timeout=60) == -9
+    last = start_worker(DEFINITIONS, **env)
+    final = wait_until(execution_id, {"success", "failed"}, timeout=60)
+    assert last.process.poll() is None  # the fifth one did not run it again
+    assert final["status"] == "failed", final
+    # the step killed each worker within 0.2 s, before its Running event: no step name
+    assert final["error"]["step_name"] in (None, "Crash the worker")
+    assert "lost its worker 4 times" in final["error"]["message"]
+    assert "not retried more than 3 times" in final["error"]["message"]

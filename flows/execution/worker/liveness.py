@@ -104,8 +104,10 @@ class Liveness(Scheduling):
 
     async def _fail_lost(self, flow_run: FlowRun, losses: int) -> None:
         step = await read_model.current_step(self.api, flow_run)
+        # (the step is known when it ran long enough to be recorded as running)
+        where = f" (at step '{step}')" if step else ""
         message = (
-            f"the execution lost its worker {losses + 1} times (at step '{step}'): a step that kills or "
+            f"the execution lost its worker {losses + 1} times{where}: a step that kills or "
             f"crashes its worker is not retried more than {MAX_WORKER_LOSSES} times; fix the step "
             "(memory, a native crash, an exit call) and start the execution again"
         )
