@@ -16,7 +16,9 @@ and `code` (the HTTP API's error envelope). A subclass inherits what it does not
     ├── ConfigurationError      2     409   invalid_configuration a setting or option that cannot work
     ├── PrefectUnavailable      3     503   prefect_unavailable   the Prefect API cannot be reached
     ├── StepError               1     409   step_failed           a step failed; the execution fails
-    │   └── ExpressionError     1     409   expression_error      a JSONata template failed
+    │   ├── ExpressionError     1     409   expression_error      a JSONata template failed
+    │   └── SandboxUnavailable  1     409   step_failed           this host cannot isolate code steps
+    │                                                             (flowdeck.runtime.sandbox.launcher)
     └── NoTokens                2     409   no_api_tokens         `flowdeck api` without a token
                                                                   (flowdeck.api.auth)
 

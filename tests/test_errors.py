@@ -8,6 +8,7 @@ import pytest
 from support.paths import ROOT
 
 import flowdeck.api.auth  # noqa: F401  (defines NoTokens, drawn in the tree too)
+import flowdeck.runtime.sandbox.launcher  # noqa: F401  (defines SandboxUnavailable)
 from flowdeck import errors
 
 pytestmark = pytest.mark.fast
