@@ -41,32 +41,67 @@ def main() -> dict[str, Any]:
 
 
 async def _wait_done(engine: Any, execution_ids: list[str], timeout: float = 300) -> list[Any]:
-    from flowdeck.store.recording import flow_run_id_for
+    """The flow runs of these executions once all have ended, in the order given (found by
+    their idempotency key: the execution id; submissions are in Prefect once drained)."""
+    from flowdeck.store import encoding
 
     deadline = time.monotonic() + timeout
-    pending = {flow_run_id_for(e) for e in execution_ids}
+    pending = set(execution_ids)
+    done: dict[str, Any] = {}
     while pending and time.monotonic() < deadline:
+        page = list(pending)[:200]
         runs = await engine.api.read_flow_runs(
             {
                 "flow_runs": {
-                    "id": {"any_": [str(i) for i in list(pending)[:200]]},
+                    # submissions' flow runs carry their execution id as idempotency key
+                    "idempotency_key": {"any_": page},
                     "state": {"type": {"any_": ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"]}},
                 },
                 "limit": 200,
             }
         )
         for run in runs:
-            pending.discard(run.id)
+            execution_id = encoding.execution_id_of(run)
+            pending.discard(execution_id)
+            done[execution_id] = run
         if pending:
             await asyncio.sleep(0.05)
     if pending:
         raise RuntimeError(f"{len(pending)} executions did not finish")
-    runs = []
-    ids = [flow_run_id_for(e) for e in execution_ids]
-    for start in range(0, len(ids), 200):
-        page = [str(i) for i in ids[start : start + 200]]
-        runs += await engine.api.read_flow_runs({"flow_runs": {"id": {"any_": page}}, "limit": 200})
-    return runs
+    return [done[e] for e in execution_ids]
+
+
+FLOOR_SECONDS = 10.0
+FLOOR_CLIENTS = 4
+
+
+async def _floor(api: Any) -> float:
+    """Prefect's floor on the same server, in the same run: bare flow runs created Scheduled,
+    then Pending, Running, Completed (what a worker-claimed run costs; no parameters, tags,
+    task runs or results), FLOOR_CLIENTS at once, through flowdeck's client (its 503 retry
+    is the floor tool's: 10-20 ms, doubling). Records completed per second."""
+    from prefect.states import Completed, Pending, Running
+
+    flow_id = await api.flow_id("prefect-floor")
+    done = 0
+    stop_at = time.monotonic() + FLOOR_SECONDS
+
+    async def client() -> None:
+        nonlocal done
+        while time.monotonic() < stop_at:
+            response = await api.request(
+                "POST",
+                "/flow_runs/",
+                json={"flow_id": str(flow_id), "state": {"type": "SCHEDULED", "name": "Scheduled"}},
+            )
+            run_id = response.json()["id"]
+            for state in (Pending(), Running(), Completed()):
+                await api.set_flow_run_state(run_id, state)
+            done += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(FLOOR_CLIENTS)))
+    return round(done / (time.monotonic() - started), 2)
 
 
 async def _first_step_start(engine: Any, flow_run_id: Any, step: str) -> datetime:
@@ -81,7 +116,6 @@ async def _first_step_start(engine: Any, flow_run_id: Any, step: str) -> datetim
 
 async def _measure() -> dict[str, Any]:
     from flowdeck.execution.service import Flowdeck
-    from flowdeck.store.recording import flow_run_id_for
 
     engine = Flowdeck.open()
     submit_ms: list[float] = []
@@ -115,10 +149,11 @@ async def _measure() -> dict[str, Any]:
     for _ in range(RESUME_RUNS):
         body = await engine.submit("bench_wait", "latest", {})
         (run,) = await _wait_done(engine, [body["execution_id"]])
-        flow_run_id = flow_run_id_for(body["execution_id"])
+        flow_run_id = run.id
         wait_started = await _first_step_start(engine, flow_run_id, "pause")
         after = await _first_step_start(engine, flow_run_id, "after")
         lags.append(ms((after - wait_started).total_seconds() - 2.0))
+    floor = await _floor(engine.api)
     await engine.aclose()
 
     return {
@@ -127,6 +162,8 @@ async def _measure() -> dict[str, Any]:
         "start_p50_ms": p50(start_ms),
         "e2e_p50_ms": p50(e2e_ms),
         "throughput_per_s": round(BURST / (finished - burst_started), 2),
+        "prefect_floor_per_s": floor,
+        "throughput_vs_floor": round(BURST / (finished - burst_started) / floor, 3) if floor else None,
         "burst_submit_seconds": round(submitted - burst_started, 2),
         "burst_failures": len(failures),
         "resume_lag_p50_ms": p50(lags),

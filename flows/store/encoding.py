@@ -100,7 +100,7 @@ def execution_id_of(flow_run: FlowRun) -> str:
 def execution_filter(execution_ids: list[str]) -> dict[str, Any]:
     """The flow-run filter of these executions: a flow run flowdeck made has the execution
     id as its idempotency key (indexed by Prefect); a run made before the outbox, or by
-    Prefect's scheduler, has it as its id."""
+    Prefect's scheduler, has it as its id. (Its operator is `or_`: do not add criteria.)"""
     valid = [e for e in execution_ids if is_execution_id(e)]
     return {
         "operator": "or_",
