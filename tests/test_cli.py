@@ -159,7 +159,8 @@ def test_nothing_executed_exit_2(args: list[str], expected: list[str]) -> None:
     result = flowdeck("run", *args, "--json")
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""
-    message = " ".join(result.stderr.split())  # rich may wrap long lines
-    assert message.startswith("error:"), result.stderr
+    # With --json the error is the API's envelope, on stderr (docs/api.md, the CLI section).
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] and set(error) == {"code", "message", "details"}, result.stderr
     for part in expected:
-        assert part in message, (part, result.stderr)
+        assert part in error["message"] or part in json.dumps(error["details"]), (part, result.stderr)

@@ -1,4 +1,4 @@
-"""The CLI's side of the dashboard issue: `flowdeck status --json` answers errors as JSON,
+"""The CLI's side of the dashboard issue: `flowdeck status --json` answers errors as JSON (on stderr),
 `flowdeck list` into a pipe keeps whole paths, an async run names the `flowdeck tui
 --execution` command, and `flowdeck tui` takes --execution / --workflow."""
 
@@ -31,7 +31,8 @@ steps:
 def test_status_json_prints_its_error_as_json(prefect_api: str, execution_id: str) -> None:
     result = run_cli("status", execution_id, "--json")
     assert result.returncode == 2, result.stdout + result.stderr
-    body = json.loads(result.stdout)
+    assert result.stdout == ""
+    body = json.loads(result.stderr)
     assert body["error"]["code"] == "unknown_execution"
     assert execution_id in body["error"]["message"] and "exec_<32 hex>" in body["error"]["message"]
 
@@ -39,7 +40,7 @@ def test_status_json_prints_its_error_as_json(prefect_api: str, execution_id: st
 def test_status_json_when_prefect_cannot_be_reached_is_json_too() -> None:
     result = run_cli("status", "exec_" + "0" * 32, "--json", env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert result.returncode == 3, result.stdout + result.stderr
-    assert json.loads(result.stdout)["error"]["code"] == "prefect_unavailable"
+    assert json.loads(result.stderr)["error"]["code"] == "prefect_unavailable"
 
 
 def test_list_into_a_pipe_keeps_whole_paths(tmp_path: Path) -> None:
@@ -66,3 +67,13 @@ def test_tui_takes_execution_and_workflow() -> None:
     result = run_cli("tui", "--help", env={"COLUMNS": "200"})
     assert result.returncode == 0
     assert "--execution" in result.stdout and "--workflow" in result.stdout
+
+
+def test_every_json_command_answers_errors_in_the_same_envelope(tmp_path: Path) -> None:
+    """One format for scripts: `run --json` refusing its input says so as the same envelope."""
+    result = run_cli("run", "hello", "--json", "--input", '{"name": NaN}')
+    assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] and "NaN" in error["message"] or "JSON" in error["message"], error
+    missing = run_cli("run", "no_such_workflow", "--json")
+    assert missing.returncode == 2 and json.loads(missing.stderr)["error"]["code"] == "unknown_workflow"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,7 @@ def run(
             try:
                 text = input_file.read_bytes()  # parse_input says where it is not UTF-8
             except OSError as error:
-                raise fail(f"cannot read --input-file {input_file}: {error.strerror}") from None
+                raise fail(f"cannot read --input-file {input_file}: {error.strerror}", as_json=as_json) from None
             input_data = parse_input(text, f"--input-file {input_file}")
         else:
             input_data = parse_input(input_json)
@@ -50,7 +49,7 @@ def run(
 
         validate_input(definition, input_data)
     except FlowdeckError as error:
-        raise failed(error) from None
+        raise failed(error, as_json=as_json) from None
 
     async def go(engine: Flowdeck) -> dict[str, Any]:
         if run_async:
@@ -65,7 +64,7 @@ def run(
         await flush_events()
         return call.body
 
-    body = with_engine(go, definitions, catalog)
+    body = with_engine(go, definitions, catalog, as_json=as_json)
     if run_async:
         _show_body(body, as_json)
     raise typer.Exit(1 if body["status"] == "failed" else 0)
@@ -95,36 +94,16 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Status of an execution (sync or async)."""
+    body = with_engine(lambda engine: engine.status(execution_id), as_json=as_json)
     if as_json:
-        body = _json_or_error(lambda engine: engine.status(execution_id))
         print_json(body)
         return
-    body = with_engine(lambda engine: engine.status(execution_id))
     table = Table(show_header=False, box=None)
     for key, value in body.items():
         if value is None:
             continue
         table.add_row(f"[bold]{key}[/]", json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     out.print(table)
-
-
-def _json_or_error(work: Callable[[Flowdeck], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-    """`with_engine` for --json: a failure (Prefect down included) is printed as the API's
-    error envelope on stdout, so a script parses one format, with the error's exit code."""
-    from flowdeck.local import prefect_server
-
-    try:
-        prefect_server.configure_environment()
-        from flowdeck.execution.service import Flowdeck
-
-        async def go() -> dict[str, Any]:
-            async with Flowdeck.open(None) as opened:
-                return await work(opened)
-
-        return asyncio.run(go())
-    except FlowdeckError as error:
-        print_json({"error": {"code": error.code, "message": error.message, "details": error.details}})
-        raise typer.Exit(error.exit_code) from None
 
 
 def executions(
@@ -137,7 +116,8 @@ def executions(
 ) -> None:
     """Recent executions, newest first."""
     rows = with_engine(
-        lambda engine: engine.recent_executions(limit=limit, workflow_id=workflow_id, statuses=status_filter or None)
+        lambda engine: engine.recent_executions(limit=limit, workflow_id=workflow_id, statuses=status_filter or None),
+        as_json=as_json,
     )
     if as_json:
         print_json(rows)
@@ -170,7 +150,7 @@ def cancel(
             await asyncio.sleep(0.1)
         return {**body, "status": answer["status"]}
 
-    body = with_engine(go)
+    body = with_engine(go, as_json=as_json)
     if as_json:
         print_json({"status": body["status"], "execution_id": execution_id})
     else:
