@@ -4,7 +4,7 @@ The hooks around each evaluated node see the result of a node, not the work insi
 path step flattens what each item gave into one array in a single C-level `extend`, so
 `[1..100000].([1..100000])` (each inner range lazy, each under MAX_RANGE) grew the engine
 to 1.6 GB in 1.4 s before the clock could stop it; the same with an array of the context
-(`($a := input.a; $a.($a))`). Peak memory is measured in a separate process (ru_maxrss).
+(`($a := input.a; $a.($a))`). Peak memory is measured in a separate process (VmHWM).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from flowdeck.definition.expressions import render
 from flowdeck.errors import ExpressionError
 
 _MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 from flowdeck.definition.expressions import render
 from flowdeck.errors import ExpressionError
 expression, ctx = json.loads(sys.stdin.read())
@@ -31,8 +31,9 @@ try:
     outcome = "value"
 except ExpressionError as error:
     outcome = error.message
-print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started,
-                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started, "max_rss_mb": peak_kb / 1024}))
 """
 
 PRODUCTS = {
