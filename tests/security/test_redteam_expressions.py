@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -80,12 +79,11 @@ def test_a_product_under_the_bound_still_evaluates() -> None:
     ],
 )
 def test_slow_expressions_without_regexes_are_stopped(expression: str) -> None:
-    """Held: the clock, the depth bound and the size bounds stop each within about its time limit."""
-    ctx = {"input": {"a": list(range(10_000)), "s": "x" * 100_000}}
-    started = time.monotonic()
-    with pytest.raises(ExpressionError, match="was stopped"):
-        render("{{ " + expression + " }}", ctx)
-    assert time.monotonic() - started < 2.0
+    """Held: the clock, the depth bound and the size bounds stop each within about its time limit.
+    (In a process of its own: up to MAX_MEMORY_MB would stay as this test process's peak.)"""
+    result = measured(expression, {"input": {"a": list(range(10_000)), "s": "x" * 100_000}})
+    assert "was stopped" in str(result["outcome"]), result
+    assert float(result["seconds"]) < 2.0, result  # type: ignore[arg-type]
 
 
 KEPT = {  # each string or array under its cap; how many are kept was not bounded
