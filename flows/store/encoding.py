@@ -34,10 +34,10 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from prefect.client.schemas.objects import FlowRun, State, StateType
-from prefect.states import Cancelled, Cancelling, Completed, Failed, Pending, Running, Scheduled
+from prefect.states import Cancelled, Cancelling, Completed, Failed, Running, Scheduled
 
 from flowdeck.definition.model import WorkflowDefinition
 
@@ -310,12 +310,24 @@ _CLAIMED_BY = "claimed by "
 _WORKER = "worker "
 
 
-def claimed_state(worker: str) -> State[Any]:
-    return Pending(message=f"{_CLAIMED_BY}{worker}")
-
-
 def running_state(worker: str) -> State[Any]:
     return Running(message=f"{_WORKER}{worker}")
+
+
+_CLAIM_NAMESPACE = UUID("5f0e3a52-9d1c-4c3e-8a57-0c1a6b7d2e41")
+
+
+def claim_state(flow_run_id: UUID, worker: str) -> State[Any]:
+    """Running, as a worker's claim: the same `transition_id` for every claim of a run, so
+    that Prefect's PreventDuplicateTransitions rejects a claim proposed while the run is
+    Running from another claim (Running -> Running is otherwise accepted)."""
+    state = running_state(worker)
+    state.state_details.transition_id = claim_transition_id(flow_run_id)
+    return state
+
+
+def claim_transition_id(flow_run_id: UUID) -> UUID:
+    return uuid5(_CLAIM_NAMESPACE, str(flow_run_id))
 
 
 def owner_of(flow_run: FlowRun) -> str | None:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import random
+from collections import Counter
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +44,21 @@ def _is_read(method: str, path: str) -> bool:
 
 def _is_create(method: str, path: str) -> bool:
     return method == "POST" and (path.rstrip("/") == "/flow_runs" or path.endswith("/create_flow_run"))
+
+
+def request_kind(method: str, path: str) -> str:
+    """What a request costs the server, as `PrefectAPI.counts` tallies it."""
+    if _is_create(method, path):
+        return "create"
+    if path.endswith("/set_state"):
+        return "state"
+    if _is_read(method, path):
+        return "read"
+    if path.rstrip("/") in ("/events", "/logs"):
+        return path.strip("/")
+    if method == "PATCH":
+        return "label"
+    return "other"
 
 
 UNAUTHORIZED_HINT = (
@@ -107,6 +123,9 @@ class PrefectAPI:
         self._creates_waiting = 0
         self._no_creates = asyncio.Event()
         self._no_creates.set()
+        # requests sent by kind (create, state, read, events, logs, label, other), retries
+        # not counted: what an execution costs the server, read by bench/async.py
+        self.counts: Counter[str] = Counter()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -118,6 +137,7 @@ class PrefectAPI:
         await self.aclose()
 
     async def request(self, method: str, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        self.counts[request_kind(method, path)] += 1
         if _is_read(method, path):
             return await self._send(method, path, json, **kwargs)
         create = _is_create(method, path)

@@ -1,8 +1,7 @@
 """Every state transition of an execution, through one choke point (`set_state`), as
 Prefect's own flow engine does with its `set_state`.
 
-    claim       Scheduled -> Pending `claimed by <worker>`   (granted to one claimant)
-    start       Pending -> Running `worker <worker>`
+    claim       Scheduled -> Running `worker <worker>`     (granted to one claimant, one write)
     suspend     -> Scheduled `Waiting` at the due time        (a Wait; nothing is held)
     hand_off    -> Scheduled `HandedOff` now                  (a sync call's limit)
     retry       -> Scheduled `AwaitingRetry`, attempt label + 1
@@ -33,7 +32,12 @@ from flowdeck.store.prefect_api import PrefectAPI
 async def set_state(
     api: PrefectAPI, flow_run_id: UUID, state: State[Any], *, force: bool = False
 ) -> OrchestrationResult[Any]:
-    """The one place a flowdeck execution's state is written."""
+    """The one place a flowdeck execution's state is written. Final and Cancelling states
+    carry the claim's transition id (`claim`): Prefect lets a flow run leave a final state
+    for Running, so a claimant that read the run Scheduled a moment before it ended is
+    refused by the same rule that refuses a second claimant."""
+    if state.is_final() or state.is_cancelling():
+        state.state_details.transition_id = encoding.claim_transition_id(flow_run_id)
     return await api.set_flow_run_state(flow_run_id, state, force=force)
 
 
@@ -42,18 +46,22 @@ def _accepted(result: OrchestrationResult[Any]) -> bool:
 
 
 async def claim(api: PrefectAPI, flow_run_id: UUID, worker: str) -> bool:
-    """Propose Pending; Prefect's orchestration grants it to exactly one claimant."""
-    result = await set_state(api, flow_run_id, encoding.claimed_state(worker))
+    """Propose Running straight from Scheduled, granted to exactly one claimant in one write.
+
+    Prefect's core flow policy has no rule against Running -> Running (PreventPendingTransitions
+    guards only proposals of Pending, which is why workers claim Pending first), so every
+    claim of a run carries the same `transition_id` (`encoding.claim_state`): a proposal
+    while the run is Running from a claim is then rejected by PreventDuplicateTransitions.
+    The server decides on the run's current state inside one transaction (SQLite: writes
+    one at a time; PostgreSQL: the row is read FOR UPDATE), so two claimants racing for
+    one Scheduled state cannot both be accepted: the second finds Running with that id."""
+    result = await set_state(api, flow_run_id, encoding.claim_state(flow_run_id, worker))
     if result.status.value == "WAIT":  # early: the server says how long
         details = result.details
         delay = (details.delay_seconds if isinstance(details, StateWaitDetails) else 0.1) or 0.1
         await asyncio.sleep(delay)
-        result = await set_state(api, flow_run_id, encoding.claimed_state(worker))
+        result = await set_state(api, flow_run_id, encoding.claim_state(flow_run_id, worker))
     return _accepted(result)  # refused: another worker has it, or it was cancelled
-
-
-async def start(api: PrefectAPI, flow_run_id: UUID, worker: str) -> bool:
-    return _accepted(await set_state(api, flow_run_id, encoding.running_state(worker)))
 
 
 async def suspend(
@@ -98,7 +106,11 @@ async def refuse(api: PrefectAPI, flow_run_id: UUID, worker: str, reason: str) -
 
 
 async def request_cancel(api: PrefectAPI, flow_run_id: UUID) -> None:
-    await set_state(api, flow_run_id, encoding.cancelling_state(), force=True)
+    result = await set_state(api, flow_run_id, encoding.cancelling_state(), force=True)
+    if result.state is not None and result.state.type.value == "CANCELLED":
+        # a run nobody held: Prefect cancelled it at once, in a state without the claim's
+        # transition id; written again with it, so that a claim read before cannot take it
+        await cancel(api, flow_run_id)
 
 
 async def cancel(api: PrefectAPI, flow_run_id: UUID) -> None:

@@ -5,8 +5,8 @@ is a few milliseconds of work, so the worker instead
 - learns of new runs from Prefect's event stream (`prefect.flow-run.Scheduled`, tens of
   milliseconds) and, as a safety net, polls for runs due within a look-ahead window, arming
   a timer for each so a Wait resumes at its due time rather than at the next poll;
-- claims a run through Prefect's orchestration (`Scheduled -> Pending`, which the server
-  grants to exactly one claimant, as Prefect's own workers do), then runs it on its event
+- claims a run through Prefect's orchestration (`Scheduled -> Running`, which the server
+  grants to exactly one claimant in one write: see `store.transitions.claim`), then runs it on its event
   loop; nothing is held while an execution waits (it is only a `Scheduled` row);
 - shares work without a thundering herd: each run has one preferred worker among the live
   ones (rendezvous hashing of the run id over the names that heartbeat in the work pool),
@@ -24,6 +24,7 @@ recovery of dead executors' runs; `base` the settings and the shared state.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -88,6 +89,7 @@ class Worker(Liveness):
                 running.cancel()
             await asyncio.gather(*(t for t, _ in self._running.values()), return_exceptions=True)
             await flush_events()
+            log.info("prefect requests: %s", json.dumps(dict(self.api.counts), sort_keys=True))
 
     def stop(self) -> None:
         self._stop.set()

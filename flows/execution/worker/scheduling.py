@@ -238,8 +238,6 @@ class Scheduling(WorkerState):
         if not await transitions.claim(self.api, flow_run_id, self.name):
             return  # another worker has it, or it was cancelled
         problems = input_problems(definition, flow_run.parameters or {})
-        if not await transitions.start(self.api, flow_run_id, self.name):
-            return
         if problems:
             listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             invalid = {"step_name": None, "message": f"input_data is not valid: {listed}"}
