@@ -122,6 +122,20 @@ def pin_key() -> str | None:
     return os.environ.get(PIN_KEY_VARIABLE) or None
 
 
+SERVER_NICE_VARIABLE = "FLOWDECK_SERVER_NICE"
+DEFAULT_SERVER_NICE = 0
+
+
+def server_nice() -> int:
+    """FLOWDECK_SERVER_NICE: the CPU niceness (0-19) of the local Prefect server flowdeck
+    starts, so that callers keep the CPU when the two compete (docs/benchmarks.md);
+    raises ValueError naming the variable for anything else."""
+    raw = os.environ.get(SERVER_NICE_VARIABLE) or str(DEFAULT_SERVER_NICE)
+    if not raw.strip().isdigit() or not 0 <= int(raw) <= 19:
+        raise ValueError(f"{SERVER_NICE_VARIABLE} must be a whole number from 0 to 19, not {raw!r}")
+    return int(raw)
+
+
 def api_batch_concurrency() -> int:
     """FLOWDECK_API_BATCH_CONCURRENCY: starts in flight at once for one batch request (4)."""
     return max(1, int(os.environ.get("FLOWDECK_API_BATCH_CONCURRENCY") or 4))

@@ -267,6 +267,10 @@ def start(topology: Topology | None = None) -> ServerStatus:
     problems = topology.problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
+    try:
+        nice = settings.server_nice()
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
     api_url = local_api_url()
     with _start_lock():
         if is_healthy(api_url, timeout=1.0):
@@ -304,6 +308,8 @@ def start(topology: Topology | None = None) -> ServerStatus:
             # task-run recorder and the rest run once, here.
             services = _spawn(["prefect", "server", "services", "start"], env, _services_pid_file())
         process = _spawn(command, env, _pid_file())
+        for started in filter(None, (services, process)):
+            lower_priority(started.pid, nice)
         try:
             process.wait_ready(
                 lambda: is_healthy(api_url, timeout=1.0), START_TIMEOUT, interval=0.2, also=filter(None, (services,))
@@ -322,6 +328,24 @@ def start(topology: Topology | None = None) -> ServerStatus:
                 f"the local Prefect server did not answer at {api_url} within {START_TIMEOUT:.0f} s; see {_log_file()}"
             ) from None
         return status()
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Give the server's process `nice` (0: leave it). The server leads a session of its own,
+    hence (with the kernel's autogroup scheduling, on by default) a scheduling group of its
+    own, and a process's nice value only ranks it within its group: the group's niceness
+    (/proc/PID/autogroup) is what ranks it against the callers' sessions, so both are set."""
+    if nice <= 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        return  # gone already: wait_ready says why
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    try:
+        autogroup.write_text(str(nice))
+    except OSError:
+        pass  # no autogroup (kernel without it, or a container that hides it): nice alone
 
 
 def server_tuning() -> dict[str, str]:
