@@ -49,12 +49,13 @@ def test_eval_on_an_async_execution_sees_every_step(definitions: Path, start_wor
     assert json.loads(evaluated.stdout) == [250, 45, "warm", "score_lead", "async", "manual"]
 
 
-def test_eval_on_a_sync_execution_says_which_outputs_are_not_recorded(prefect_api: str, definitions: Path) -> None:
+def test_eval_on_a_sync_execution_sees_every_step_too(prefect_api: str, definitions: Path) -> None:
+    """A sync execution's step outputs are journaled by the drain, as an async one's are."""
     execution_id = run_score_lead(definitions)
     evaluated = run_cli("eval", EXPRESSION, "--execution", execution_id, "--json")
     assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout) == [250, "score_lead", "sync", "manual"]
-    assert "note: no recorded output for score, tier" in evaluated.stderr
+    assert json.loads(evaluated.stdout) == [250, 45, "warm", "score_lead", "sync", "manual"]
+    assert "no recorded output" not in evaluated.stderr
 
 
 def test_eval_of_an_unknown_execution_says_so(prefect_api: str) -> None:

@@ -341,10 +341,15 @@ def test_async_detail_shows_the_retries_the_wait_and_a_cancel_that_ends_the_wait
                 return detail is not None and any(s.name == "nap" and s.status == "waiting" for s in detail.steps)
 
             await until(waiting, pilot, timeout=90)
-            steps = [(s.name, s.try_number) for s in screen.detail.steps]
-            assert ("call", 1) in steps and len(calls) == 2, steps  # the call was tried twice
-            # (the read model lists the failed first try only once its event arrives: the row
-            # count is not asserted; tests/test_tui_keys.py checks how tries are drawn)
+            assert len(calls) == 2  # the call was tried twice
+            # each try is a task run of its own: the failed first try closed Failed, the second a new row
+            tries = lambda: [(s.name, s.try_number, s.status) for s in screen.detail.steps if s.name == "call"]  # noqa: E731
+            await until(lambda: len(tries()) == 2, pilot, timeout=15)
+            assert tries() == [("call", 1, "failed"), ("call", 2, "success")], tries()
+            table = screen.query_one("#steps")
+            assert [str(table.get_row_at(i)[3]) for i in range(2)] == ["1", "2"]
+            assert "failed" in str(table.get_row_at(0)[2]) and "success" in str(table.get_row_at(1)[2])
+            steps = screen.detail.steps
             header = text_of(screen.query_one("#detail-header"))
             assert "waiting" in header and "attempt 2" in header and "resumes in" in header
             assert "┄" in str(screen.query_one("#steps").get_row_at(len(steps) - 1)[-1])
@@ -395,5 +400,78 @@ def test_sync_detail_shows_the_failing_step_its_error_and_the_logs(prefect_api: 
             assert "final error at step boom" in text_of(screen.query_one("#step-output"))
             await until(lambda: len(screen.lines) > 0, pilot, timeout=15)  # the run's logs, shipped
             assert any("boom" in line.message for line in screen.lines)
+
+    run(go())
+
+
+LOOKUP = """id: tui_lookup
+name: Looks a contact up over HTTP, then fails
+version: 1
+status: published
+input:
+  type: object
+  required: [base_url]
+  properties:
+    base_url: {type: string}
+steps:
+  - {id: fetch_company, type: http, method: GET, url: "{{ input.base_url }}/company"}
+  - {id: lookup_contact, type: http, method: GET, url: "{{ input.base_url }}/contact"}
+"""
+
+
+def test_sync_detail_shows_each_steps_output_from_the_outbox_then_from_prefect(
+    prefect_api: str, definitions: Path, http_server: Any
+) -> None:
+    """A sync execution's steps carry their outputs (the HTTP response) and the failing
+    step's error, read from the outbox before the drain and from Prefect after it."""
+    (definitions / "lookup.yaml").write_text(LOOKUP)
+    http_server.routes["GET /company"] = lambda request: (200, {"name": "Acme", "size": 120})
+    http_server.routes["GET /contact"] = lambda request: (404, {"error": "no such contact"})
+
+    async def go() -> None:
+        from flowdeck.execution.service import Flowdeck
+        from flowdeck.store import read_model
+        from flowdeck.tui.detail import DetailScreen
+
+        async with Flowdeck.open(definitions) as engine:
+            call = await engine.run_sync("tui_lookup", 1, {"base_url": http_server.url})
+            assert call.body["status"] == "failed"
+            # before the drain (the read model's answer while the outbox holds it undrained)
+            before = read_model.outbox_detail(engine.outbox, engine.outbox.execution(call.execution_id))
+            company = next(s for s in before.steps if s.key == "fetch_company")
+            assert company.has_output and company.output["body"] == {"name": "Acme", "size": 120}
+            assert [s.status for s in before.steps] == ["success", "failed"]
+            assert before.trigger == {"type": "manual"} and before.input_data == {"base_url": http_server.url}
+            lines = read_model._outbox_logs(engine.outbox, call.execution_id, None)
+            assert any("lookup_contact" in line.message and "404" in line.message for line in lines)
+            await call.finish()
+            assert engine.outbox.execution(call.execution_id).drained
+            # after it, as a process whose outbox never held it reads it: Prefect and result storage
+            view = None
+            for _ in range(100):
+                view = await read_model.execution_detail(engine.api, call.execution_id, outbox=None)
+                if len(view.steps) == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert view is not None and view.flow_run_id
+            assert [(s.key, s.status) for s in view.steps] == [(s.key, s.status) for s in before.steps]
+            company = next(s for s in view.steps if s.key == "fetch_company")
+            assert company.has_output and company.output == next(s for s in before.steps if s.has_output).output
+            assert view.trigger == before.trigger
+            logs = await read_model.logs(engine.api, call.execution_id, None)
+            assert any("lookup_contact" in line.message for line in logs)
+
+        app = make_app(definitions, open_execution=call.execution_id)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None, pilot, 15)
+            screen = app.screen
+            await until(lambda: len(screen.detail.steps) == 2, pilot, timeout=15)
+            output = text_of(screen.query_one("#step-output"))
+            assert "step fetch_company (try 1)" in output and '"Acme"' in output and "no recorded output" not in output
+            await pilot.press("j")
+            output = text_of(screen.query_one("#step-output"))
+            assert "✗" in output and "404" in output and "final error at step lookup_contact" in output
+            await until(lambda: len(screen.lines) > 0, pilot, timeout=15)
+            assert any("lookup_contact" in line.message for line in screen.lines)
 
     run(go())

@@ -44,13 +44,13 @@ def test_detail_header_input_trigger_and_timeline_of_a_retried_waiting_execution
     drive(body)
 
 
-def test_detail_of_a_sync_execution_names_the_failing_step_and_why_outputs_are_missing() -> None:
+def test_detail_of_a_sync_execution_shows_each_steps_output_and_the_failing_step() -> None:
     async def body(app: Any, pilot: Any) -> None:
         screen = await open_detail(app, pilot, SYNC)
         assert [s.status for s in screen.detail.steps] == ["success", "failed"]
         assert screen.detail.steps[0].branch == "by_name"
         output = text_of(screen.query_one("#step-output"))
-        assert "keeps its steps' outputs in memory only" in output
+        assert '"by_name"' in output and "in memory only" not in output  # the step's recorded output
         assert "final error at step score" in output
         await pilot.press("j")
         assert "✗ code step raised ValueError: budget missing" in text_of(screen.query_one("#step-output"))

@@ -226,6 +226,38 @@ def test_stale_rows_are_marked_while_prefect_cannot_be_reached() -> None:
     drive(body, client=client, poll_interval=0.05)
 
 
+def test_header_shows_the_outbox_backlog_and_why_the_drain_is_stuck() -> None:
+    from flowdeck.tui.fixed import FixedClient
+
+    client = FixedClient()
+
+    async def body(app: Any, pilot: Any) -> None:
+        assert "outbox ✓" in text_of(app.query_one("#status-line"))  # nothing waits for Prefect
+        client.backlog_state = {
+            "executions": 3,
+            "oldest_age_s": 12.4,
+            "limit": 10000,
+            "drain_last_error": "cannot reach Prefect at http://127.0.0.1:4200/api: " + "x" * 200,
+        }
+        app.nudge()
+        await until(lambda: "outbox 3 not in Prefect" in text_of(app.query_one("#status-line")), pilot)
+        header = text_of(app.query_one("#status-line"))
+        assert "oldest 12s" in header and "drain: cannot reach Prefect" in header
+        assert "x" * 61 not in header and "…" in header  # the error is bounded
+        client.backlog_state = {"executions": 1, "oldest_age_s": 0.2, "limit": 10000, "drain_last_error": "old"}
+        app.nudge()
+        await until(lambda: "outbox 1 not in Prefect" in text_of(app.query_one("#status-line")), pilot)
+        assert "drain:" not in text_of(app.query_one("#status-line"))  # younger than the back-off: not stuck
+        client.backlog_state = {"executions": 10000, "oldest_age_s": 90.0, "limit": 10000}
+        app.nudge()
+        await until(lambda: "outbox 10000/10000 not in Prefect" in text_of(app.query_one("#status-line")), pilot)
+        client.backlog_state = {"executions": 0, "oldest_age_s": 0.0, "limit": 10000}
+        app.nudge()
+        await until(lambda: "outbox ✓" in text_of(app.query_one("#status-line")), pilot)
+
+    drive(body, client=client, poll_interval=0.05)
+
+
 # launches that remember ----------------------------------------------------------------------
 async def open_form(app: Any, pilot: Any, workflow_id: str, version: int | None = None) -> Any:
     from flowdeck.tui.launch import LaunchScreen

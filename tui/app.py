@@ -182,13 +182,22 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
     def _refresh_status_line(self) -> None:
         if not self.header.is_mounted:
             return
-        self.header.show(list(self.table.known.values()), self.table.row_count, self.table.filter.describe())
+        self.header.show(
+            list(self.table.known.values()), self.table.row_count, self.table.filter.describe(), self._backlog()
+        )
         message = self._main_query("#empty-message", Static)
         text = self.table.empty_message
         if text != getattr(message, "shown_text", None):  # an unchanged line is not drawn again
             message.shown_text = text
             message.display = bool(text)
             message.update(text)
+
+    def _backlog(self) -> dict[str, Any] | None:
+        """The outbox's backlog for the header (None: this client cannot say)."""
+        try:
+            return self.client.backlog()
+        except Exception:  # an unreadable outbox must not take the header down
+            return None
 
     def _tick(self) -> None:
         if self.screen is self.main:

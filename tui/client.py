@@ -144,6 +144,7 @@ class Client(Protocol):
     async def submit(self, workflow_id: str, version: int, input_data: dict[str, Any]) -> dict[str, Any]: ...
     async def cancel(self, execution_id: str) -> dict[str, Any]: ...
     def prefect_url(self, execution_id: str) -> str | None: ...
+    def backlog(self) -> dict[str, Any]: ...
     def changes(self) -> AsyncIterator[None]: ...
     async def aclose(self) -> None: ...
     def structure(self, workflow_id: str, version: int) -> str: ...
@@ -197,7 +198,6 @@ class EngineClient:
         self.engine = engine
         self.description = description
         self._full_rows: dict[str, ExecutionRow] = {}
-        self._triggers: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def open(cls, definitions: str | None = None, description: str | None = None) -> EngineClient:
@@ -300,10 +300,6 @@ class EngineClient:
         from flowdeck.store import read_model
 
         view = await read_model.execution_detail(self.engine.api, execution_id, self.engine.outbox)
-        if execution_id not in self._triggers:  # what started a run never changes: read once
-            from flowdeck.execution.durable import trigger_of
-
-            self._triggers[execution_id] = trigger_of(await read_model.read_flow_run(self.engine.api, execution_id))
         body = view.body
         definition = None
         try:
@@ -335,8 +331,8 @@ class EngineClient:
             steps=steps,
             input_data=view.input_data,
             flow_run_id=view.flow_run_id,
-            ui_url=self.ui_url(view.flow_run_id),
-            trigger=self._triggers.get(execution_id),
+            ui_url=self.ui_url(view.flow_run_id) if view.flow_run_id else "",
+            trigger=view.trigger,
         )
 
     def ui_url(self, flow_run_id: str) -> str:
@@ -350,15 +346,21 @@ class EngineClient:
         return None if flow_run_id is None else self.ui_url(str(flow_run_id))
 
     def backlog(self) -> dict[str, Any]:
-        """Executions committed on this machine and not yet in Prefect (for the header)."""
+        """Executions committed on this machine and not yet in Prefect (for the header): the
+        read model's count and oldest age, with the bound and this process's drain errors."""
         from flowdeck.store import read_model
 
-        return read_model.backlog(self.engine.outbox)
+        drain = self.engine.backlog()
+        return {
+            **read_model.backlog(self.engine.outbox),
+            "limit": drain.get("limit"),
+            "drain_last_error": drain.get("drain_last_error"),
+        }
 
     async def logs(self, execution_id: str, after: datetime | None) -> list[LogLine]:
         from flowdeck.store import read_model
 
-        views = await self._call(read_model.logs(self.engine.api, execution_id, after))
+        views = await self._call(read_model.logs(self.engine.api, execution_id, after, self.engine.outbox))
         return [LogLine(view.timestamp, logging.getLevelName(view.level), view.message) for view in views]
 
     # actions -------------------------------------------------------------------------

@@ -40,7 +40,6 @@ LEVELS = ("ALL", "INFO", "WARNING", "ERROR")
 LEVEL_RANK = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 MAX_LOG_LINES = 5000
 MAX_FILTER = 200  # characters in the log filter
-SYNC_NOTE = "a sync execution keeps its steps' outputs in memory only: the final output is above"
 
 
 class DetailLoaded(Message):
@@ -342,8 +341,6 @@ class DetailScreen(Screen[None]):
                 parts.append(Text(f"waiting · {countdown(detail.row.resume_at, self.show_clocks)}", style="cyan"))
             elif step.status == "cancelled":
                 parts.append(Text("cancelled here: the execution was cancelled while this step ran", "magenta"))
-            elif step.status in TERMINAL and detail.row.mode == "sync":
-                parts.append(Text(SYNC_NOTE, style="dim"))
             else:
                 parts.append(Text("(no recorded output)" if step.status in TERMINAL else f"({step.status})", "dim"))
             parts.append(Text(""))

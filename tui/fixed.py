@@ -123,6 +123,8 @@ class FixedClient:
     description = "fixed sample data (no Prefect)"
 
     def __init__(self, executions: int = 12) -> None:
+        # the outbox's backlog as the header shows it (a test sets what it needs)
+        self.backlog_state: dict[str, Any] = {"executions": 0, "oldest_age_s": 0.0, "limit": 10000}
         self._workflows = [
             WorkflowVersion("hello", 1, "live", "Hello", "Greets someone.", _schema(HELLO), "definitions/hello.yaml"),
             WorkflowVersion(
@@ -276,6 +278,9 @@ class FixedClient:
     def prefect_url(self, execution_id: str) -> str | None:
         return None
 
+    def backlog(self) -> dict[str, Any]:
+        return dict(self.backlog_state)
+
     def structure(self, workflow_id: str, version: int) -> str:
         return STRUCTURES.get((workflow_id, version), f"{workflow_id}@{version}")
 
@@ -288,10 +293,12 @@ def _at(row: ExecutionRow, seconds: float) -> datetime | None:
 
 
 def _sync_steps(row: ExecutionRow) -> list[StepRow]:
-    """A sync run: a condition and the branch's output step; outputs of sync steps are not recorded."""
+    """A sync run: a condition (its output: the branch taken) and the branch's step."""
     last = "pending" if row.status == "pending" else row.status
     return [
-        StepRow("choose_greeting", "choose_greeting", "success", 1, _at(row, 0), _at(row, 0.2), "by_name"),
+        StepRow(
+            "choose_greeting", "choose_greeting", "success", 1, _at(row, 0), _at(row, 0.2), "by_name", "by_name", True
+        ),
         StepRow("score", "score", last, 1, _at(row, 0.2), _at(row, 1.5) if row.ended_at else None),
     ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import Static
@@ -15,7 +16,27 @@ from flowdeck.tui.client import ExecutionRow
 from flowdeck.tui.executions import counters, finished_per_minute, sparkline
 from flowdeck.tui.format import clock
 
-__all__ = ["Connection", "Header"]
+__all__ = ["Connection", "Header", "backlog_text"]
+
+ERROR_CHARS = 60  # of the drain's last error, in the header
+STUCK_AFTER_SECONDS = 5.0  # the drain's longest back-off: older than that, its last error is why
+
+
+def backlog_text(backlog: dict[str, Any]) -> Text:
+    """The outbox's backlog: executions committed on this machine that Prefect does not hold
+    yet (`outbox ✓` when none; the count, the oldest's age, and why the drain is stuck)."""
+    count = int(backlog.get("executions") or 0)
+    if count == 0:
+        return Text("outbox ✓", style="dim")
+    limit = backlog.get("limit")
+    full = limit is not None and count >= int(limit)
+    text = Text(f"outbox {count}" + (f"/{limit}" if full else ""), style="bold red" if full else "bold yellow")
+    text.append(f" not in Prefect · oldest {float(backlog.get('oldest_age_s') or 0):.0f}s", style="yellow")
+    error = backlog.get("drain_last_error")
+    if error and float(backlog.get("oldest_age_s") or 0) >= STUCK_AFTER_SECONDS:  # an old error: not why it waits now
+        error = str(error).replace("\n", " ")
+        text.append(f" · drain: {error[:ERROR_CHARS]}" + ("…" if len(error) > ERROR_CHARS else ""), style="red")
+    return text
 
 
 @dataclass
@@ -48,7 +69,9 @@ class Header(Static):
         # to the minute while all is well: a refresh every 0.5 s must not redraw the header
         return clock(moment, True) if precise else moment.astimezone().strftime("%H:%M")
 
-    def render_text(self, rows: list[ExecutionRow], shown: int, filter_text: str) -> Text:
+    def render_text(
+        self, rows: list[ExecutionRow], shown: int, filter_text: str, backlog: dict[str, Any] | None = None
+    ) -> Text:
         conn = self.connection
         text = Text()
         if conn.lost_since is not None:
@@ -61,6 +84,9 @@ class Header(Static):
             text.append("● connected", style="bold green")
             text.append(f" · refreshed {self._when(conn.last_refresh, False)}", style="dim")
         text.append(f" · {conn.description}", style="dim")
+        if backlog is not None:
+            text.append(" · ")
+            text.append_text(backlog_text(backlog))
         text.append("\n")
         # without clocks (snapshots): "now" is the newest moment the rows know, so it never moves
         moments = [m for r in rows for m in (r.ended_at, r.created_at) if m is not None]
@@ -75,8 +101,10 @@ class Header(Static):
         text.append(f"  {shown} shown/{len(rows)} · filter {filter_text}", style="dim")
         return text
 
-    def show(self, rows: list[ExecutionRow], shown: int, filter_text: str) -> None:
-        text = self.render_text(rows, shown, filter_text)
+    def show(
+        self, rows: list[ExecutionRow], shown: int, filter_text: str, backlog: dict[str, Any] | None = None
+    ) -> None:
+        text = self.render_text(rows, shown, filter_text, backlog)
         if self._drawn is None or text.plain != self._drawn.plain or text.spans != self._drawn.spans:
             self._drawn = text
             self.update(text)

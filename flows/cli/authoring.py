@@ -141,13 +141,12 @@ def _context_of_execution(execution_id: str, definitions: Path | None) -> dict[s
     from flowdeck.cli.common import with_engine
 
     async def read(engine: Any) -> dict[str, Any]:
-        from flowdeck.execution.durable import trigger_of
-        from flowdeck.store.read_model import execution_detail, read_flow_run
+        from flowdeck.store.read_model import execution_detail
 
-        view = await execution_detail(engine.api, execution_id)
+        view = await execution_detail(engine.api, execution_id, engine.outbox)
         ctx: dict[str, Any] = {
             "input": view.input_data,
-            "trigger": trigger_of(await read_flow_run(engine.api, execution_id)),
+            "trigger": view.trigger,
             "execution": {
                 "id": execution_id,
                 "workflow_id": view.body.get("workflow_id"),
@@ -165,8 +164,8 @@ def _context_of_execution(execution_id: str, definitions: Path | None) -> dict[s
                 unrecorded.append(step.key)
         if unrecorded:
             err.print(
-                f"note: no recorded output for {', '.join(unrecorded)} (a sync execution keeps its steps' "
-                "outputs in memory only): they read as missing",
+                f"note: no recorded output for {', '.join(unrecorded)} (its journal entry is missing or "
+                "unreadable): they read as missing",
                 highlight=False,
                 soft_wrap=True,
             )

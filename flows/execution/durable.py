@@ -29,6 +29,7 @@ from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run, WorkflowRes
 from flowdeck.store import encoding, journal, transitions
 from flowdeck.store.events import TaskRunEvents
 from flowdeck.store.prefect_api import PrefectAPI
+from flowdeck.store.read_model import trigger_of
 
 # Waits shorter than this sleep in place: suspending costs two state writes and a pickup.
 INLINE_WAIT_SECONDS = 0.5
@@ -116,17 +117,6 @@ def deadline_of(flow_run: FlowRun, definition: WorkflowDefinition) -> datetime:
     return created + timedelta(seconds=definition.timeout)
 
 
-def trigger_of(flow_run: FlowRun) -> dict[str, Any]:
-    context = (flow_run.context or {}).get("flowdeck") or {}
-    if context.get("trigger"):
-        trigger: dict[str, Any] = context["trigger"]
-        return trigger
-    if flow_run.auto_scheduled:
-        moment = flow_run.expected_start_time
-        return {"type": "schedule", "scheduled_at": moment.isoformat() if moment else None}
-    return {"type": "manual"}
-
-
 def mode_of(flow_run: FlowRun) -> str:
     return encoding.mode_of(flow_run) or "async"
 
@@ -153,7 +143,9 @@ async def execute_flow_run(
     """Run (or resume) a claimed flow run until it ends, suspends or is cancelled."""
     deadline = deadline_of(flow_run, definition)
     execution_id = encoding.execution_id_of(flow_run)
-    events = TaskRunEvents(definition=definition, mode=mode_of(flow_run), flow_run_id=flow_run.id)
+    events = TaskRunEvents(
+        definition=definition, mode=mode_of(flow_run), flow_run_id=flow_run.id, attempt=encoding.attempt_of(flow_run)
+    )
     hooks = DurableHooks(
         api=api,
         flow_run_id=flow_run.id,

@@ -247,6 +247,10 @@ class Drainer:
             state = await self._initial_state(row, created, terminal)
             flow_run_id = await self._create(row, created, state)
             consumed = terminal if row.mode == "sync" else None
+        # a sync step's output reaches the journal before its task run does, so a reader
+        # (the dashboard, `flowdeck eval --execution`, on any machine) finds it as for an async step
+        steps = [e.payload for e in entries if e.kind == "step"]
+        await asyncio.gather(*(journal.write_step(row.execution_id, s["key"], s["entry"]) for s in steps))
         events = [with_flow_run(e.payload, flow_run_id) for e in entries if e.kind == "event"]
         for start in range(0, len(events), EVENTS_PER_REQUEST):
             self.requests += 1

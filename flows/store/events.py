@@ -26,6 +26,21 @@ RUNNING_EVENT_AFTER = 0.2  # seconds
 FLOW_RUN_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"  # an outbox event's flow run, set by the drain
 
 
+TRY_SEPARATOR = "#"  # never in a step key (ids are identifiers, nested keys joined by '.')
+
+
+def try_key(key: str, attempt: int) -> str:
+    """A task run's dynamic key: the step key, with the attempt after the first. Prefect keeps
+    one task run per (flow run, task key, dynamic key), so a step tried again after a retry
+    needs a key of its own to be a task run of its own (one row per try)."""
+    return key if attempt <= 1 else f"{key}{TRY_SEPARATOR}{attempt}"
+
+
+def step_key_of(dynamic_key: str) -> str:
+    """The step key a task run's dynamic key names (`try_key` undone)."""
+    return dynamic_key.split(TRY_SEPARATOR, 1)[0]
+
+
 def with_flow_run(event: dict[str, Any], flow_run_id: UUID) -> dict[str, Any]:
     """An outbox event pointed at the flow run the drain made."""
     placeholder = f"prefect.flow-run.{FLOW_RUN_PLACEHOLDER}"
@@ -64,6 +79,9 @@ class TaskRunEvents:
     # Sync mode: events and log lines go to the outbox (`sink(kind, json)`), which writes
     # them to Prefect behind the caller's answer; the flow run id is filled in there.
     sink: Callable[[str, dict[str, Any]], None] | None = None
+    # The execution's attempt (retries count it): a step's task run in attempt n > 1 is a
+    # new task run (`try_key`), so every try of a step is one in Prefect.
+    attempt: int = 1
     _open: dict[str, StepRecord] = field(default_factory=dict)
     _buffer: list[tuple[TaskRun, State[Any] | None, State[Any]]] = field(default_factory=list)
     _pending_logs: list[dict[str, Any]] = field(default_factory=list)
@@ -158,7 +176,7 @@ class TaskRunEvents:
             name=step.name if "." not in key else f"{key}",
             flow_run_id=self.flow_run_id,
             task_key=f"flowdeck.{self.definition.id}.{step.type}",
-            dynamic_key=key,
+            dynamic_key=try_key(key, self.attempt),
             tags=encoding.run_tags(self.definition, self.mode) + [encoding.step_tag(step.type)],
             expected_start_time=now,  # type: ignore[arg-type]  # Prefect's DateTime is a datetime
             start_time=now,  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -22,11 +22,13 @@ from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
 
 from flowdeck.errors import UnknownExecution
 from flowdeck.store import encoding, journal
+from flowdeck.store.events import step_key_of
 from flowdeck.store.outbox import ExecutionRow, Outbox
 from flowdeck.store.prefect_api import PrefectAPI
 
 TERMINAL = encoding.TERMINAL
 PAGE = 200  # Prefect's largest page
+OUTBOX_DETAIL_ENTRIES = 5000  # entries of one execution read for its detail or logs (a bound)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -63,8 +65,8 @@ async def read_flow_run(api: PrefectAPI, execution_id: str, outbox: Outbox | Non
 
 async def get_status(api: PrefectAPI, execution_id: str, outbox: Outbox | None = None) -> dict[str, Any]:
     """The body of `flowdeck status` and `GET /workflow/workflow-executions/{id}`."""
-    row = outbox.execution(execution_id) if outbox is not None else None
-    if outbox is not None and row is not None and (not row.drained or row.flow_run_id is None):
+    row = _undrained(outbox, execution_id)
+    if outbox is not None and row is not None:
         return outbox_body(outbox, row)
     flow_run = await read_flow_run(api, execution_id, outbox)
     return await status_body(api, flow_run)
@@ -275,17 +277,76 @@ class ExecutionView:
     body: dict[str, Any]
     steps: list[StepView]
     input_data: dict[str, Any]
-    flow_run_id: str
+    flow_run_id: str  # "" while only the outbox holds the execution
+    trigger: dict[str, Any] = field(default_factory=dict)  # what started it: manual, schedule, api, ...
+
+
+def trigger_of(flow_run: FlowRun) -> dict[str, Any]:
+    """What started a run: the trigger flowdeck stored in its context, else a schedule's or a manual run."""
+    context = (flow_run.context or {}).get("flowdeck") or {}
+    if context.get("trigger"):
+        trigger: dict[str, Any] = context["trigger"]
+        return trigger
+    if flow_run.auto_scheduled:
+        moment = flow_run.expected_start_time
+        return {"type": "schedule", "scheduled_at": moment.isoformat() if moment else None}
+    return {"type": "manual"}
+
+
+def _undrained(outbox: Outbox | None, execution_id: str) -> ExecutionRow | None:
+    """The outbox row of an execution Prefect does not fully hold yet (None: read Prefect)."""
+    row = outbox.execution(execution_id) if outbox is not None else None
+    return row if row is not None and (not row.drained or row.flow_run_id is None) else None
+
+
+def outbox_detail(outbox: Outbox, row: ExecutionRow) -> ExecutionView:
+    """An execution's detail from the outbox alone: its steps from the task-run events it
+    committed (the last state of each task run), their outputs from its step entries."""
+    entries = outbox.entries(row.execution_id, 0, OUTBOX_DETAIL_ENTRIES)
+    created = entries[0].payload if entries and entries[0].kind == "created" else {}
+    steps: dict[str, StepView] = {}
+    outputs: dict[str, Any] = {}
+    for entry in entries:
+        if entry.kind == "step":
+            outputs[entry.payload["key"]] = (entry.payload.get("entry") or {}).get("output")
+        elif entry.kind == "event":
+            run_id = str(entry.payload.get("resource", {}).get("prefect.resource.id", ""))
+            task_run = (entry.payload.get("payload") or {}).get("task_run") or {}
+            state = ((entry.payload.get("payload") or {}).get("validated_state") or {}).get("type") or "PENDING"
+            key = step_key_of(task_run.get("dynamic_key") or task_run.get("name") or "?")
+            steps[run_id] = StepView(
+                key=key,
+                name=task_run.get("name") or key,
+                status=encoding.step_status(state),
+                attempt=max(1, int(task_run.get("run_count") or 1)),
+                started_at=_time(task_run.get("start_time")),
+                ended_at=_time(task_run.get("end_time")),
+            )
+    for step in steps.values():
+        if step.status == "success" and step.key in outputs:
+            step.output, step.has_output = outputs[step.key], True
+    context = (created.get("context") or {}).get("flowdeck") or {}
+    return ExecutionView(
+        body=outbox_body(outbox, row),
+        steps=sorted(steps.values(), key=lambda s: s.started_at or datetime.max.replace(tzinfo=UTC)),
+        input_data=dict(created.get("parameters") or {}),
+        flow_run_id=row.flow_run_id or "",
+        trigger=context.get("trigger") or {"type": "manual"},
+    )
 
 
 async def execution_detail(api: PrefectAPI, execution_id: str, outbox: Outbox | None = None) -> ExecutionView:
-    """The status body, the steps (with outputs) and the input of one execution."""
+    """The status body, the steps (with outputs), the input and the trigger of one execution:
+    from the outbox until Prefect holds all of it, from Prefect (and result storage) after."""
+    row = _undrained(outbox, execution_id)
+    if outbox is not None and row is not None:
+        return outbox_detail(outbox, row)
     flow_run = await read_flow_run(api, execution_id, outbox)
     body = await status_body(api, flow_run)
     steps = []
     for task_run in await api.read_task_runs(flow_run.id):
         state = task_run.state_type.value if task_run.state_type else "PENDING"
-        key = task_run.dynamic_key or task_run.name
+        key = step_key_of(task_run.dynamic_key or task_run.name)
         step = StepView(
             key=key,
             name=task_run.name,
@@ -303,7 +364,11 @@ async def execution_detail(api: PrefectAPI, execution_id: str, outbox: Outbox | 
                 step.output, step.has_output = entry["output"], True
         steps.append(step)
     return ExecutionView(
-        body=body, steps=steps, input_data=dict(flow_run.parameters or {}), flow_run_id=str(flow_run.id)
+        body=body,
+        steps=steps,
+        input_data=dict(flow_run.parameters or {}),
+        flow_run_id=str(flow_run.id),
+        trigger=trigger_of(flow_run),
     )
 
 
@@ -344,9 +409,23 @@ async def flow_run_id_of(api: PrefectAPI, execution_id: str, outbox: Outbox | No
         return None
 
 
-async def logs(api: PrefectAPI, execution_id: str, after: datetime | None) -> list[LogView]:
-    """An execution's log lines after `after`, oldest first (a page)."""
-    flow_run_id = await flow_run_id_of(api, execution_id)
+def _outbox_logs(outbox: Outbox, execution_id: str, after: datetime | None) -> list[LogView]:
+    lines = []
+    for entry in outbox.entries(execution_id, 0, OUTBOX_DETAIL_ENTRIES):
+        moment = _time(entry.payload.get("timestamp")) if entry.kind == "log" else None
+        if moment is not None and (after is None or moment > after):
+            lines.append(LogView(moment, entry.payload.get("level", 20), entry.payload.get("message", "")))
+    return lines
+
+
+async def logs(
+    api: PrefectAPI, execution_id: str, after: datetime | None, outbox: Outbox | None = None
+) -> list[LogView]:
+    """An execution's log lines after `after`, oldest first (a page): from the outbox until
+    Prefect holds them all, from Prefect after."""
+    if outbox is not None and _undrained(outbox, execution_id) is not None:
+        return _outbox_logs(outbox, execution_id, after)
+    flow_run_id = await flow_run_id_of(api, execution_id, outbox)
     if flow_run_id is None:
         return []
     logs_filter: dict[str, Any] = {"flow_run_id": {"any_": [str(flow_run_id)]}}
