@@ -32,6 +32,7 @@ def main() -> dict[str, Any]:
         result = asyncio.run(_measure())
     finally:
         worker.stop()
+    result["prefect_requests_per_execution"] = _requests_per_execution(worker.log, result.pop("_submitter_counts"))
     try:
         result["prefect_serve_start_p50_ms"] = _serve_baseline()
     finally:
@@ -153,6 +154,9 @@ async def _measure() -> dict[str, Any]:
         wait_started = await _first_step_start(engine, flow_run_id, "pause")
         after = await _first_step_start(engine, flow_run_id, "after")
         lags.append(ms((after - wait_started).total_seconds() - 2.0))
+    # what the submitting process sent (the drain's creates, states, events), before the
+    # floor's own requests and without this bench's reads (they are not an execution's cost)
+    submitter = {k: v for k, v in engine.api.counts.items() if k != "read"}
     floor = await _floor(engine.api)
     await engine.aclose()
 
@@ -169,6 +173,29 @@ async def _measure() -> dict[str, Any]:
         "resume_lag_p50_ms": p50(lags),
         "resume_lag_p95_ms": percentile(lags, 95),
         "runs": {"single": SINGLE_RUNS, "burst": BURST, "resume": RESUME_RUNS},
+        "_submitter_counts": submitter,
+    }
+
+
+EXECUTIONS = SINGLE_RUNS + 3 + BURST + RESUME_RUNS
+
+
+def _requests_per_execution(worker_log: Path, submitter: dict[str, int]) -> dict[str, Any]:
+    """Prefect requests per execution by kind: the worker's (it logs its counts when it
+    stops; they include its heartbeats and polls over the whole run) plus the submitting
+    process's non-read requests."""
+    import json
+
+    worker: dict[str, int] = {}
+    for line in worker_log.read_text(errors="replace").splitlines():
+        if "prefect requests: " in line:
+            worker = json.loads(line.split("prefect requests: ", 1)[1])
+    total = {k: worker.get(k, 0) + submitter.get(k, 0) for k in sorted({*worker, *submitter})}
+    return {
+        "executions": EXECUTIONS,
+        "worker": {k: round(v / EXECUTIONS, 2) for k, v in worker.items()},
+        "submitter": {k: round(v / EXECUTIONS, 2) for k, v in submitter.items()},
+        "total": round(sum(total.values()) / EXECUTIONS, 2),
     }
 
 

@@ -5,6 +5,10 @@ Workload: `bench_five` (5 steps, no I/O). Each round runs, in turn: flowdeck's s
 awaited before the next call, untimed, as the CLI and API do), the same definition
 interpreted in plain Python, a hand-written `@flow` with five `@task` calls (default
 settings) and its async twin. Interleaving the four keeps the machine's noise fair.
+
+Then `concurrency_in_process` (N calls at once in this process) and `concurrency_over_http`
+(bench/_sync_http.py: 1, 50, 200 calls of `bench_http` through `flowdeck api`, beside the
+same API app with no Prefect).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from typing import Any
 
 from _common import machine, ms, p50, percentile, private_environment, stop_server
+from _sync_http import over_http
 
 ROUNDS = 40
 WARMUP = 3
@@ -63,7 +68,10 @@ async def _concurrent(engine: Any, definition: Any, n: int) -> dict[str, Any]:
 def main() -> dict[str, Any]:
     private_environment()
     try:
-        return asyncio.run(_measure())
+        result = asyncio.run(_measure())
+        result["concurrency_over_http"] = over_http()
+        result["machine_after_http"] = machine()
+        return result
     finally:
         stop_server()
 
