@@ -43,6 +43,7 @@ import httpx
 import pytest
 
 from flowdeck.local.spawn import flowdeck_command, free_port, spawn
+from flowdeck.store import encoding
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = Path(__file__).resolve().parent / "definitions"
@@ -411,11 +412,14 @@ class Cluster:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(execution_ids), 200):
             chunk = execution_ids[start : start + 200]
-            ids = [_flow_run_id(e) for e in chunk]
-            response = client.post("/flow_runs/filter", json={"flow_runs": {"id": {"any_": ids}}, "limit": 200})
+            # Execution ids are minted by flowdeck; the flow run carries one as its idempotency
+            # key and its label (flowdeck.store.encoding).
+            body = {"flow_runs": encoding.execution_filter(chunk), "limit": 200}
+            response = client.post("/flow_runs/filter", json=body)
             response.raise_for_status()
             for run in response.json():
-                found["exec_" + run["id"].replace("-", "")] = run
+                label = (run.get("labels") or {}).get(encoding.EXECUTION_LABEL)
+                found[str(label) if label else "exec_" + run["id"].replace("-", "")] = run
         return found
 
     def states(self, client: httpx.Client, execution_ids: list[str]) -> dict[str, str]:
@@ -450,7 +454,8 @@ class Cluster:
 
     def running_workers(self, client: httpx.Client, execution_id: str) -> list[str]:
         """Which workers ran an execution (its Running states name them), in order."""
-        response = client.get("/flow_run_states/", params={"flow_run_id": _flow_run_id(execution_id)})
+        run = self.runs(client, [execution_id])[execution_id]
+        response = client.get("/flow_run_states/", params={"flow_run_id": run["id"]})
         response.raise_for_status()
         return [
             s["message"].removeprefix("worker ")
@@ -501,11 +506,6 @@ def submit_batch(api_url: str, token: str, workflow_id: str, inputs: list[dict[s
             assert response.status_code == 202, response.text
             ids += [e["execution_id"] for e in response.json()["executions"]]
     return ids
-
-
-def _flow_run_id(execution_id: str) -> str:
-    hex_id = execution_id.removeprefix("exec_")
-    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
 
 
 async def _admin_sql(statement: str) -> None:

@@ -214,17 +214,16 @@ def test_server_restart_mid_load_finishes_every_accepted_execution(cluster: Clus
 
     assert Counter(states.values()) == {"COMPLETED": len(run.accepted)}  # every id given out was real and finished
     assert repeated_effects(effects, run.accepted) == []
-    assert run.refused, "the server was down for seconds: some submissions must have been refused"
-    for status, body in run.refused:
-        assert status == 503, (status, body)  # a clear error, never an id
-        assert "execution_id" not in body and "Prefect" in body, body
+    # The commit point is flowdeck's outbox, not Prefect (docs/architecture.md): while the
+    # server is down, submissions are still answered with an id, and run once it is back.
+    assert run.refused == [], run.refused[:3]
+    assert len(run.accepted) == EXECUTIONS
     report(
         "server_restart",
         {
             "accepted": len(run.accepted),
             "refused_while_down": len(run.refused),
             "server_down_seconds": round(run.fault_seconds, 1),
-            "refusal_example": run.refused[0][1][:300],
         },
     )
 
