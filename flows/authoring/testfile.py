@@ -22,6 +22,7 @@ from jsonschema.exceptions import ValidationError
 
 from flowdeck.definition.schema import load_schema
 from flowdeck.definition.validation.files import TEST_FILE_SUFFIXES
+from flowdeck.definition.validation.places import KIND_NAMES
 from flowdeck.definition.validation.report import Problem
 from flowdeck.definition.yaml_source import DataPath, Position, YamlDocument, YamlSyntaxError, parse_yaml
 
@@ -29,16 +30,6 @@ TEST_SCHEMA = "workflow-test.schema.json"
 MAX_FILE_BYTES = 1_000_000  # a test file is written by hand: a megabyte is far beyond any real one
 MAX_DEPTH = 40  # nested mappings and lists, the document root included
 MAX_CASES = 1_000
-
-_KINDS = {
-    "object": "a mapping",
-    "array": "a list",
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "true or false",
-    "null": "null",
-}
 
 
 @dataclass(frozen=True)
@@ -258,7 +249,7 @@ def _translate(error: ValidationError, document: YamlDocument) -> list[tuple[Pos
         ]
     if error.validator == "type":
         names: list[str] = rule if isinstance(rule, list) else [rule]
-        wanted = " or ".join(_KINDS.get(name, name) for name in names)
+        wanted = " or ".join(KIND_NAMES.get(name, name) for name in names)
         return [(position, f"{where} must be {wanted} (got {got})")]
     if error.validator == "pattern" and schema.get("patternErrorMessage"):
         return [(position, f"{where}: {schema['patternErrorMessage']} (got {got})")]

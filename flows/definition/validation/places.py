@@ -14,7 +14,7 @@ from typing import Any
 from flowdeck.definition.validation.report import STEP_TYPES
 from flowdeck.definition.yaml_source import DataPath
 
-_KIND_NAMES = {
+KIND_NAMES = {  # JSON Schema types as a YAML author says them
     "object": "a mapping",
     "array": "a list",
     "string": "a string",

@@ -15,7 +15,7 @@ from jsonschema.exceptions import ValidationError
 
 from flowdeck.definition.schema import load_schema
 from flowdeck.definition.validation.places import (
-    _KIND_NAMES,
+    KIND_NAMES,
     _describe,
     _did_you_mean,
     _is_step,
@@ -127,7 +127,7 @@ def _translate(error: ValidationError, fallback: str | None, document: YamlDocum
         return [(position, f"{subject}: {fallback}{got}")]
     if kind == "type":
         expected: list[str] = rule if isinstance(rule, list) else [rule]  # JSON type names
-        wanted = " or ".join(_KIND_NAMES.get(name, name) for name in expected)
+        wanted = " or ".join(KIND_NAMES.get(name, name) for name in expected)
         return [(position, f"{subject} must be {wanted} (got {_json_kind(value)})")]
     if kind == "pattern":
         pattern_hint = schema.get("patternErrorMessage")
