@@ -123,7 +123,7 @@ def pin_key() -> str | None:
 
 
 SERVER_NICE_VARIABLE = "FLOWDECK_SERVER_NICE"
-DEFAULT_SERVER_NICE = 0
+DEFAULT_SERVER_NICE = 5  # the callers keep the CPU: Prefect is off their path (docs/benchmarks.md)
 
 
 def server_nice() -> int:
