@@ -73,6 +73,7 @@ def post_raw(client: httpx.Client, path: str, raw: bytes) -> httpx.Response:
 
 
 def test_input_nested_900_levels_is_refused_and_prefect_stays_readable(bounds_api, prefect_api):
+    bounds_api.wait_drained()
     before = count_flow_runs(prefect_api, "open_input")
     with bounds_api.client() as client:
         response = client.post(SYNC, json={"workflow_id": "open_input", "input_data": nested(900)})
@@ -94,6 +95,7 @@ def test_input_depth_at_the_bound_runs(bounds_api):
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "1" * 5000])
 def test_numbers_json_does_not_have_are_malformed_json(bounds_api, prefect_api, literal):
+    bounds_api.wait_drained()
     before = count_flow_runs(prefect_api, "open_input")
     with bounds_api.client() as client:
         for path, raw in (
@@ -134,6 +136,7 @@ def test_hundred_thousand_deep_json_is_a_4xx_everywhere(bounds_api):
 
 
 def test_input_over_prefects_parameter_limit_is_413_not_503(bounds_api, prefect_api):
+    bounds_api.wait_drained()
     before = count_flow_runs(prefect_api, "open_input")
     with bounds_api.client() as client:
         big = {"blob": "x" * 1_000_000}

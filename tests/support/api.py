@@ -45,6 +45,15 @@ class ApiServer:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_drained(self, timeout: float = 60) -> None:
+        """Until this server's outbox holds nothing Prefect lacks: executions answered by
+        earlier tests reach Prefect behind their answers, and would count as new runs."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while client.get("/healthz").json().get("outbox", {}).get("executions"):
+                assert time.monotonic() < deadline, "the API's outbox did not drain"
+                time.sleep(0.1)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             terminate_group(self.process.pid)
