@@ -174,7 +174,9 @@ def test_two_live_versions_keep_the_highest(tmp_path):
 
 
 def test_the_examples_load(monkeypatch):
-    monkeypatch.chdir(ROOT)
+    # ./definitions by default, in the suite's copy of the examples (a user's own workflows
+    # in the repository's definitions/ are not the examples).
+    monkeypatch.chdir(EXAMPLE_DEFINITIONS.parent)
     monkeypatch.delenv("FLOWDECK_DEFINITIONS", raising=False)
     loaded = load_catalog()
     assert {key: [d.status for d in versions] for key, versions in loaded.workflows().items()} == {
