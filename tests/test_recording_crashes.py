@@ -232,6 +232,8 @@ def test_api_killed_right_after_answering_while_prefect_is_down(prefect_api: str
                     )
                     assert response.status_code == 200, response.text
                     bodies.append(response.json())
+                # /healthz reuses Prefect's answer for half a second at most: down is seen at once.
+                assert client.get("/healthz").status_code == 503
             server.process.send_signal(signal.SIGKILL)
             server.process.wait(timeout=10)
         finally:
@@ -243,6 +245,8 @@ def test_api_killed_right_after_answering_while_prefect_is_down(prefect_api: str
     try:
         for body in bodies:
             wait_for_steps(body["execution_id"], {"First call", "Pause", "Second call"}, timeout=30)
+        with restarted.client() as client:
+            assert client.get("/healthz").json()["prefect"] == "ok"
     finally:
         restarted.stop()
     for body in bodies:

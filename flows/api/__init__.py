@@ -1,6 +1,7 @@
 """flowdeck's HTTP API: the documented sync/async execution endpoints, webhooks, agent tools.
 
     app.py         create_app(): middleware order, routers, /healthz
+    health.py      what /healthz says of Prefect, without waiting on a busy one
     auth.py        bearer tokens (FLOWDECK_API_TOKENS, $FLOWDECK_HOME/api_tokens)
     limits.py      body size limits (413)
     errors.py      the JSON error envelope and the status of every error

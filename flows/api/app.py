@@ -21,6 +21,7 @@ from fastapi.security import HTTPBearer
 
 from flowdeck.api import errors, executions, hooks, workflows
 from flowdeck.api.auth import BearerAuth, load_tokens, require_tokens
+from flowdeck.api.health import PrefectHealth
 from flowdeck.api.limits import BodyLimit
 from flowdeck.api.models import ErrorBody, Health
 from flowdeck.errors import PrefectUnavailable
@@ -68,10 +69,12 @@ def create_app(
         else:
             app.state.engine = engine
         app.state.definitions_watch = DefinitionsWatch(app.state.engine.catalog.directory)
+        app.state.prefect_health = PrefectHealth(app.state.engine.api.health)
         app.state.engine.start_drain()  # the outbox is written to Prefect from here too
         try:
             yield
         finally:
+            await app.state.prefect_health.aclose()
             if own:
                 await app.state.engine.aclose()
             from flowdeck.store.recording import flush_events
@@ -98,14 +101,21 @@ def create_app(
         responses={503: {"model": ErrorBody, "description": "The Prefect API cannot be reached."}},
     )
     async def healthz() -> JSONResponse:
-        engine_now = app.state.engine
-        if not await engine_now.api.health():
+        prefect = await app.state.prefect_health.observe()
+        if not prefect.healthy:
             return errors.error_response(
                 PrefectUnavailable.http_status,
                 PrefectUnavailable.code,
                 "the Prefect API is not answering; see the API server's log",
             )
-        return JSONResponse({"status": "ok", "prefect": "ok", "outbox": engine_now.backlog()})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "prefect": "ok",
+                "prefect_answered_s_ago": round(prefect.age_s, 3),
+                "outbox": app.state.engine.backlog(),
+            }
+        )
 
     # Outermost first: auth before the body is even read, then the size limit.
     app.add_middleware(BodyLimit)

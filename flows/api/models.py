@@ -163,6 +163,11 @@ class Tool(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     prefect: Literal["ok"]
+    prefect_answered_s_ago: float = Field(
+        default=0.0,
+        description="How long ago Prefect's own /health last answered: it is asked at most twice a second, "
+        "and a slow answer is not waited for while one younger than 5 s is on hand.",
+    )
     outbox: dict[str, Any] | None = Field(
         default=None,
         description="Executions committed here and not yet in Prefect: `executions`, `oldest_age_s`, `limit` "

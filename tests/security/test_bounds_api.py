@@ -262,9 +262,33 @@ def test_healthz_keeps_answering_while_10_hostile_expressions_run(bounds_api):
         deadline = time.monotonic() + 60
         while client.get("/healthz").json()["outbox"]["executions"] and time.monotonic() < deadline:
             time.sleep(0.2)
-    threads = [threading.Thread(target=attack, args=(kind,)) for kind in kinds]
+    rounds: list[tuple[float, float, float, int]] = []  # (median, p99, max, probes) per round
+    for _ in range(2):
+        outcomes.clear()
+        latencies = probe_healthz_while(bounds_api.url, [threading.Thread(target=attack, args=(k,)) for k in kinds])
+        assert len(outcomes) == 10
+        for outcome in outcomes:
+            if outcome["kind"] == "redos":
+                assert outcome["status"] == "success", outcome  # linear: no match, at once
+            else:
+                assert outcome["status"] == "failed", outcome
+                assert "was stopped" in str(outcome["error"]), outcome
+        assert len(latencies) >= 20
+        p99 = statistics.quantiles(latencies, n=100)[98]
+        rounds.append((statistics.median(latencies), p99, max(latencies), len(latencies)))
+        print("healthz: {3} probes, median {0:.4f} s, p99 {1:.4f} s, max {2:.4f} s".format(*rounds[-1]))
+        # On the old tree one ReDoS froze the loop for 24 s: no round may stall like that.
+        assert max(latencies) < 2.5, f"/healthz stalled {max(latencies) * 1000:.0f} ms"
+        if p99 < 0.1:
+            break
+    # The issue's figure. The machine is shared: a round another job spoils is run once more.
+    assert min(p99 for _, p99, _, _ in rounds) < 0.1, f"/healthz p99 over 100 ms in every round: {rounds}"
+
+
+def probe_healthz_while(url: str, threads: list[threading.Thread]) -> list[float]:
+    """/healthz latencies, one probe every 20 ms, while `threads` run."""
     latencies: list[float] = []
-    with httpx.Client(base_url=bounds_api.url, timeout=10) as probe:
+    with httpx.Client(base_url=url, timeout=10) as probe:
         probe.get("/healthz")
         for thread in threads:
             thread.start()
@@ -275,20 +299,4 @@ def test_healthz_keeps_answering_while_10_hostile_expressions_run(bounds_api):
             time.sleep(0.02)
     for thread in threads:
         thread.join()
-    assert len(outcomes) == 10
-    for outcome in outcomes:
-        if outcome["kind"] == "redos":
-            assert outcome["status"] == "success", outcome  # linear: no match, at once
-        else:
-            assert outcome["status"] == "failed", outcome
-            assert "was stopped" in str(outcome["error"]), outcome
-    p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
-    print(
-        f"healthz: {len(latencies)} probes, median {statistics.median(latencies) * 1000:.1f} ms, "
-        f"p99 {p99 * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
-    )
-    assert len(latencies) >= 20
-    # A functional bound, not the speed claim: on the old tree one ReDoS froze the loop for
-    # 24 s. The 100 ms p99 of the issue is a figure measured on a quiet machine and reported
-    # in docs/security.md (timed assertions fail on a shared 2-core machine, not on code).
-    assert max(latencies) < 2.5, f"/healthz stalled {max(latencies) * 1000:.0f} ms (p99 {p99 * 1000:.0f} ms)"
+    return latencies
