@@ -56,9 +56,17 @@ cases:
 """
 
 
-def lookup_case(workspace: Path, expect: str, name: str = "the case") -> Path:
+def lookup_case(expect: str, name: str = "the case") -> str:
+    """A test file with one case of lookup_contact, the CRM answered, expecting `expect`."""
     indented = "\n".join("      " + line for line in expect.strip().splitlines())
-    return write(workspace, "only.test.yaml", LOOKUP_CASE.format(name=name, expect=indented))
+    return LOOKUP_CASE.format(name=name, expect=indented)
+
+
+def run_cases(workspace: Path, text: str, *options: str) -> tuple[int, str, Path]:
+    """Writes `text` as the workspace's only.test.yaml and runs `flowdeck test` on that file alone."""
+    path = write(workspace, "only.test.yaml", text)
+    code, stdout, _ = flowdeck("test", "-d", str(workspace), *options, str(path))
+    return code, stdout, path
 
 
 # --------------------------------------------------------------------------- the examples
@@ -101,8 +109,7 @@ def test_test_files_are_not_workflow_versions(workspace: Path) -> None:
     ],
 )
 def test_a_broken_expectation_fails_the_case_and_says_how(workspace: Path, expect: str, complaint: str) -> None:
-    path = lookup_case(workspace, expect)
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
+    code, stdout, path = run_cases(workspace, lookup_case(expect))
     assert code == 1, stdout
     assert stdout.startswith("F\n")
     assert f"{path}:3: case 'the case' of lookup_contact@1" in stdout
@@ -112,25 +119,21 @@ def test_a_broken_expectation_fails_the_case_and_says_how(workspace: Path, expec
 
 
 def test_every_expect_key_holds_together(workspace: Path) -> None:
-    path = lookup_case(
-        workspace,
-        """
+    expect = """
 status: success
 output: {found: true, contact_id: c_1, name: Alice}
 output_includes: {found: true}
 steps: [search, check_match, contact]
 branches: {check_match: found}
 requests: [{method: GET, url: "https://crm.example.com/api/contacts?email=alice%40example.com"}]
-""",
-    )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
+"""
+    code, stdout, _ = run_cases(workspace, lookup_case(expect))
     assert (code, stdout.splitlines()[0]) == (0, "."), stdout
 
 
 def test_error_expectations_name_the_step_and_match_a_regex(workspace: Path) -> None:
-    path = write(
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: lookup_contact
 cases:
@@ -148,7 +151,6 @@ cases:
     expect: {error: {message: "up"}}
 """,
     )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
     assert stdout.startswith(".FF\n")
     assert "error: expected step 'check_match' to fail, 'Search CRM' failed: CRM down" in stdout
@@ -159,9 +161,8 @@ cases:
 
 
 def test_an_unmocked_request_fails_the_case_with_its_url(workspace: Path) -> None:
-    path = write(
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: lookup_contact
 cases:
@@ -173,7 +174,6 @@ cases:
     expect: {error: {message: "unmocked request: GET .*"}}
 """,
     )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
     assert stdout.startswith("F.\n")
     assert "- unmocked request: GET https://crm.example.com/api/contacts?email=alice%40example.com (answer it" in stdout
@@ -202,9 +202,8 @@ def crm() -> Iterator[str]:
 
 
 def test_allow_network_sends_what_no_answer_matches(workspace: Path, crm: str) -> None:
-    path = write(
+    code, stdout, path = run_cases(
         workspace,
-        "only.test.yaml",
         f"""\
 workflow: lookup_contact
 cases:
@@ -215,16 +214,14 @@ cases:
       requests: [{{method: GET, url: "{crm}/api/contacts?email=alice%40example.com"}}]
 """,
     )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1 and "unmocked request: GET http://127.0.0.1" in stdout
     code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path), "--allow-network")
     assert code == 0, stdout
 
 
 def test_http_answers_match_method_and_url_first_match_wins(workspace: Path) -> None:
-    path = write(
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: lookup_contact
 cases:
@@ -246,14 +243,13 @@ cases:
     expect: {status: failed, error: {message: "returned 502 Bad Gateway: Bad gateway$"}}
 """,
     )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
 
 
 def test_waits_end_at_once_on_the_virtual_clock(workspace: Path) -> None:
-    path = write(
+    started = time.perf_counter()
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: follow_up
 cases:
@@ -263,8 +259,6 @@ cases:
     expect: {output: {task_id: t_1, waited_seconds: 900}}
 """,
     )
-    started = time.perf_counter()
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
     assert time.perf_counter() - started < 5
 
@@ -273,9 +267,8 @@ def test_until_and_now_read_the_virtual_clock_and_called_workflows_share_the_moc
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    path = write(
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: contact_card
 cases:
@@ -304,7 +297,6 @@ cases:
     expect: {output_includes: {contact_id: c_3, greeting: hi there}, steps: [contact, greeting, call_back, card]}
 """,
     )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
     from datetime import datetime
 
@@ -314,9 +306,8 @@ cases:
 
 
 def test_code_steps_run_for_real_and_mocked_conditions_take_their_branch(workspace: Path) -> None:
-    path = write(
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: score_lead
 cases:
@@ -329,14 +320,17 @@ cases:
     expect: {steps: [score, tier, tell_sales, result], branches: {tier: hot}, output_includes: {tier: hot}}
 """,
     )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 0, stdout
 
 
 def test_a_condition_that_fails_is_among_the_steps_that_ran(workspace: Path) -> None:
-    path = write(
+    (workspace / "lookup_contact.yaml").write_text(
+        (workspace / "lookup_contact.yaml")
+        .read_text()
+        .replace('when: "$count(search.body.contacts) > 0"', "when: \"$count(search.body.contacts) > $error('no')\"")
+    )
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: lookup_contact
 cases:
@@ -346,21 +340,14 @@ cases:
     expect: {status: success}
 """,
     )
-    (workspace / "lookup_contact.yaml").write_text(
-        (workspace / "lookup_contact.yaml")
-        .read_text()
-        .replace('when: "$count(search.body.contacts) > 0"', "when: \"$count(search.body.contacts) > $error('no')\"")
-    )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
     assert "happened: status failed, steps that ran: [search, check_match]" in stdout
     assert "failing step 'check_match': expression" in stdout
 
 
 def test_input_that_breaks_the_schema_fails_the_case(workspace: Path) -> None:
-    path = write(
+    code, stdout, _ = run_cases(
         workspace,
-        "only.test.yaml",
         """\
 workflow: lookup_contact
 cases:
@@ -368,7 +355,6 @@ cases:
     input: {}
 """,
     )
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
     assert code == 1
     assert (
         "the execution did not start: input_data is not valid for workflow 'lookup_contact@1': customer_email" in stdout
@@ -397,8 +383,7 @@ def test_nothing_to_test_is_an_error(tmp_path: Path) -> None:
 
 
 def test_json_report(workspace: Path) -> None:
-    lookup_case(workspace, "status: failed")
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), "--json", str(workspace / "only.test.yaml"))
+    code, stdout, _ = run_cases(workspace, lookup_case("status: failed"), "--json")
     report = json.loads(stdout)
     assert code == 1
     assert (report["passed"], report["failed"], report["problems"]) == (0, 1, [])
@@ -415,7 +400,7 @@ def test_json_report(workspace: Path) -> None:
 
 
 def test_junit_xml(workspace: Path, tmp_path: Path) -> None:
-    lookup_case(workspace, "status: failed")
+    write(workspace, "only.test.yaml", lookup_case("status: failed"))
     write(workspace, "broken.test.yaml", "workflow: lookup_contact\ncases: []\n")
     target = tmp_path / "junit.xml"
     code, _, _ = flowdeck("test", "-d", str(workspace), "--junit-xml", str(target))
@@ -478,8 +463,7 @@ def test_junit_xml(workspace: Path, tmp_path: Path) -> None:
     ],
 )
 def test_a_test_file_that_does_not_load_exits_2_with_its_place(workspace: Path, text: str, message: str) -> None:
-    path = write(workspace, "only.test.yaml", text)
-    code, stdout, _ = flowdeck("test", "-d", str(workspace), str(path))
+    code, stdout, path = run_cases(workspace, text)
     assert code == 2, stdout
     assert f"{path}:" in stdout and message in stdout, stdout
     assert "did not load" in stdout.strip().splitlines()[-1]
