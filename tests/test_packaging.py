@@ -14,6 +14,17 @@ from support.paths import EXAMPLE_DEFINITIONS
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def validate(venv: Path, definitions: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`flowdeck validate` as the environment `venv` installed it, run from `cwd`."""
+    return subprocess.run(
+        [str(venv / "bin" / "flowdeck"), "validate", str(definitions)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
 def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -43,25 +54,13 @@ def test_a_non_editable_install_validates_definitions_outside_the_repository(tmp
     definitions = tmp_path / "elsewhere" / "definitions"
     shutil.copytree(EXAMPLE_DEFINITIONS, definitions)
     shutil.copytree(ROOT / "schemas", tmp_path / "elsewhere" / "schemas")
-    done = subprocess.run(
-        [str(venv / "bin" / "flowdeck"), "validate", str(definitions)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    done = validate(venv, definitions, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 error(s)" in done.stderr, done.stdout + done.stderr
 
     broken = definitions / "broken.yaml"
     broken.write_text("id: broken\nversion: 1\nstatus: draft\nsteps: []\nname: 3\n")
-    done = subprocess.run(
-        [str(venv / "bin" / "flowdeck"), "validate", str(definitions)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    done = validate(venv, definitions, cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"{broken}:" in done.stdout and "error" in done.stdout
 
