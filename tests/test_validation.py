@@ -38,6 +38,11 @@ def steps(body: str) -> str:
     return HEADER.lstrip("\n") + textwrap.indent(textwrap.dedent(body).lstrip("\n"), "  ")
 
 
+def step_problems(body: str) -> list[str]:
+    """The problems of the minimal workflow around `body` (see steps)."""
+    return problems(steps(body))
+
+
 def test_problem_prints_as_path_line_col_severity_message():
     problem = Problem("definitions/a.yaml", 3, 7, "error", "something is wrong")
     assert str(problem) == "definitions/a.yaml:3:7: error: something is wrong"
@@ -46,13 +51,11 @@ def test_problem_prints_as_path_line_col_severity_message():
 
 def test_a_valid_workflow_has_no_problems():
     assert (
-        problems(
-            steps("""
+        step_problems("""
         - id: hi
           type: output
           fields: {message: "Hello {{ input.name }}"}
     """)
-        )
         == []
     )
 
@@ -111,15 +114,13 @@ def test_a_file_that_is_not_a_mapping_says_what_it_found(text, found):
 
 
 def test_missing_key_points_at_the_mapping_that_lacks_it():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: ok
           type: note
         - id: fetch
           type: http
           method: GET
-    """)
-    ) == ["wf.yaml:6:5: error: missing required key 'url' in http step 'fetch'"]
+    """) == ["wf.yaml:6:5: error: missing required key 'url' in http step 'fetch'"]
 
 
 def test_missing_top_level_keys_point_at_the_document():
@@ -131,34 +132,28 @@ def test_missing_top_level_keys_point_at_the_document():
 
 
 def test_unknown_key_points_at_the_key_and_suggests_the_right_one():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: fetch
           type: http
           url: https://example.com
           mehtod: POST
-    """)
-    ) == ["wf.yaml:7:5: error: unknown key 'mehtod' in http step 'fetch' (did you mean 'method'?)"]
+    """) == ["wf.yaml:7:5: error: unknown key 'mehtod' in http step 'fetch' (did you mean 'method'?)"]
 
 
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: n
           type: note
           colour: red
-    """)
-    ) == ["wf.yaml:6:5: error: unknown key 'colour' in note step 'n' (allowed: id, type, name, description, text)"]
+    """) == ["wf.yaml:6:5: error: unknown key 'colour' in note step 'n' (allowed: id, type, name, description, text)"]
 
 
 def test_unknown_step_type_is_reported_once_with_a_suggestion():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: fetch
           type: htp
           url: https://example.com
-    """)
-    ) == [
+    """) == [
         "wf.yaml:5:11: error: unknown step type 'htp' in step 'fetch' (did you mean 'http'?); "
         "use one of http, code, condition, wait, output, fail, note, action, workflow"
     ]
@@ -188,15 +183,13 @@ def test_top_level_value_errors():
 
 
 def test_step_id_pattern_and_field_types():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: Fetch
           type: http
           url: https://example.com
           fail_on_status: "yes"
           headers: {X-Count: [1]}
-    """)
-    ) == [
+    """) == [
         "wf.yaml:4:9: error: 'id' in http step 'Fetch': a step id is lower case letters, digits "
         "and '_', starting with a letter (got 'Fetch')",
         "wf.yaml:7:21: error: 'fail_on_status' in http step 'Fetch' must be true or false (got a string)",
@@ -206,24 +199,21 @@ def test_step_id_pattern_and_field_types():
 
 
 def test_wait_needs_exactly_one_of_duration_and_until():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: neither
           type: wait
         - id: both
           type: wait
           duration: 5s
           until: input.at
-    """)
-    ) == [
+    """) == [
         "wf.yaml:4:5: error: wait step 'neither' needs exactly one of 'duration' or 'until'",
         "wf.yaml:6:5: error: wait step 'both' needs exactly one of 'duration' or 'until'",
     ]
 
 
 def test_wait_duration_forms_are_checked():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: text
           type: wait
           duration: 15 minutes
@@ -233,8 +223,7 @@ def test_wait_duration_forms_are_checked():
         - id: fine
           type: wait
           duration: {value: 30, unit: seconds}
-    """)
-    ) == [
+    """) == [
         "wf.yaml:6:15: error: 'duration' in wait step 'text': expected a duration such as 500ms, "
         "90s, 15m, 2h, 1d, a whole number of seconds, or {value: 15, unit: minutes} (got '15 minutes')",
         "wf.yaml:9:33: error: 'duration.unit' in wait step 'mapping' must be one of seconds, "
@@ -243,8 +232,7 @@ def test_wait_duration_forms_are_checked():
 
 
 def test_action_uses_format_and_workflow_version_form():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: act
           type: action
           uses: not a module
@@ -252,8 +240,7 @@ def test_action_uses_format_and_workflow_version_form():
           type: workflow
           workflow_id: demo
           version: lates
-    """)
-    ) == [
+    """) == [
         "wf.yaml:6:11: error: 'uses' in action step 'act': write 'uses' as \"package.module:function\" "
         "(got 'not a module')",
         "wf.yaml:10:14: error: 'version' in workflow step 'call': expected \"latest\" or a version "
@@ -262,8 +249,7 @@ def test_action_uses_format_and_workflow_version_form():
 
 
 def test_nested_steps_in_branches_and_default_are_checked():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: route
           type: condition
           branches:
@@ -277,29 +263,25 @@ def test_nested_steps_in_branches_and_default_are_checked():
             - id: other
               type: output
               fields: []
-    """)
-    ) == [
+    """) == [
         "wf.yaml:12:13: error: unknown key 'mesage' in fail step 'inner' (did you mean 'message'?)",
         "wf.yaml:16:17: error: 'fields' in output step 'other' must be a mapping (got a list)",
     ]
 
 
 def test_condition_needs_a_branch():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: route
           type: condition
           branches: []
-    """)
-    ) == ["wf.yaml:6:15: error: 'branches' in condition step 'route' needs at least 1 item"]
+    """) == ["wf.yaml:6:15: error: 'branches' in condition step 'route' needs at least 1 item"]
 
 
 # ---------------------------------------------------------------- ids and names
 
 
 def test_duplicate_step_ids_across_nesting_levels():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: a
           type: note
         - id: route
@@ -310,15 +292,13 @@ def test_duplicate_step_ids_across_nesting_levels():
               steps:
                 - id: a
                   type: note
-    """)
-    ) == [
+    """) == [
         "wf.yaml:12:17: error: duplicate step id 'a' (also used at line 4); step ids are unique in the whole workflow"
     ]
 
 
 def test_duplicate_step_names_including_a_name_equal_to_another_id():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: a
           name: Fetch
           type: note
@@ -328,8 +308,7 @@ def test_duplicate_step_names_including_a_name_equal_to_another_id():
         - id: c
           name: a
           type: note
-    """)
-    ) == [
+    """) == [
         "wf.yaml:8:11: error: duplicate step name 'Fetch' (also the name of note step 'a' at "
         "line 4); give each step its own 'name'",
         "wf.yaml:11:11: error: step name 'a' is the id of note step 'a' at line 4; expressions "
@@ -338,27 +317,23 @@ def test_duplicate_step_names_including_a_name_equal_to_another_id():
 
 
 def test_reserved_context_names_cannot_be_step_ids():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: input
           type: note
-    """)
-    ) == [
+    """) == [
         "wf.yaml:4:9: error: 'input' cannot be a step id: expressions use it for the workflow's "
         "input; choose another id"
     ]
 
 
 def test_duplicate_branch_names():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: route
           type: condition
           branches:
             - {name: a, when: "input.x = 1"}
             - {name: a, when: "input.x = 2"}
-    """)
-    ) == [
+    """) == [
         "wf.yaml:8:16: error: duplicate branch name 'a' in condition step 'route' (also branch 1); "
         "the condition's output names the branch taken"
     ]
@@ -368,8 +343,7 @@ def test_duplicate_branch_names():
 
 
 def test_jsonata_syntax_in_when_and_in_templates():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: route
           type: condition
           branches:
@@ -381,8 +355,7 @@ def test_jsonata_syntax_in_when_and_in_templates():
             bad: "{{ input.( }}"
             open: "total {{ input.x"
             nested: [{deep: "{{ ] }}"}]
-    """)
-    ) == [
+    """) == [
         "wf.yaml:8:15: error: invalid expression in 'when' of branch 'a' of condition step 'route': "
         "cannot parse expression `input.x >`: Unexpected end of expression (at character 9)",
         "wf.yaml:12:12: error: invalid template in 'fields.bad' in output step 'done': cannot parse "
@@ -396,8 +369,7 @@ def test_jsonata_syntax_in_when_and_in_templates():
 
 def test_text_fields_that_are_not_templates_are_not_parsed():
     assert (
-        problems(
-            steps("""
+        step_problems("""
         - id: n
           type: note
           text: "{{ not an expression"
@@ -407,14 +379,12 @@ def test_text_fields_that_are_not_templates_are_not_parsed():
             def run(ctx):
                 return f"{{{ctx['input']}}}"
     """)
-        )
         == []
     )
 
 
 def test_references_to_unknown_names_and_later_steps():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: first
           type: output
           fields:
@@ -424,8 +394,7 @@ def test_references_to_unknown_names_and_later_steps():
         - id: second
           type: http
           url: https://example.com
-    """)
-    ) == [
+    """) == [
         "wf.yaml:7:14: error: 'fields.early' in output step 'first' reads step 'second', which has "
         "not run yet at this point (it comes later, line 10)",
         "wf.yaml:8:13: error: 'fields.typo' in output step 'first' reads 'inptu', which is not "
@@ -480,8 +449,7 @@ def test_reference_rules_around_conditions():
 
 
 def test_a_condition_cannot_read_its_own_branches_or_itself():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: route
           type: condition
           branches:
@@ -491,8 +459,7 @@ def test_a_condition_cannot_read_its_own_branches_or_itself():
                 - {id: inner, type: note}
             - name: b
               when: "$exists(inner)"
-    """)
-    ) == [
+    """) == [
         "wf.yaml:8:15: error: 'when' of branch 'a' of condition step 'route' reads step 'route', "
         "its own output, which does not exist while it runs",
         "wf.yaml:12:15: error: 'when' of branch 'b' of condition step 'route' reads step 'inner', "
@@ -501,16 +468,14 @@ def test_a_condition_cannot_read_its_own_branches_or_itself():
 
 
 def test_wait_until_is_an_expression():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: later
           type: wait
           until: "{{ input.call_back_at"
         - id: later2
           type: wait
           until: "nope.at"
-    """)
-    ) == [
+    """) == [
         "wf.yaml:6:12: error: invalid expression in 'until' of wait step 'later': cannot parse "
         "expression `{{ input.call_back_at`: Expected : before end of expression (at character 21)",
         "wf.yaml:9:12: error: 'until' of wait step 'later2' reads 'nope', which is not input, "
@@ -522,21 +487,18 @@ def test_wait_until_is_an_expression():
 
 
 def test_code_syntax_error_points_into_the_block():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: score
           type: code
           code: |
             def run(ctx):
                 points = 1
                 return points +
-    """)
-    ) == ["wf.yaml:9:26: error: Python syntax error in the code of code step 'score': invalid syntax (code line 3)"]
+    """) == ["wf.yaml:9:26: error: Python syntax error in the code of code step 'score': invalid syntax (code line 3)"]
 
 
 def test_code_must_define_run_taking_one_argument():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: none
           type: code
           code: |
@@ -557,8 +519,7 @@ def test_code_must_define_run_taking_one_argument():
           code: |
             def run(ctx, extra=None, *rest, **options):
                 return 1
-    """)
-    ) == [
+    """) == [
         "wf.yaml:6:11: error: the code of code step 'none' does not define run(ctx); add "
         "`def run(ctx):` returning the output",
         "wf.yaml:11:11: error: run in code step 'two' must take exactly one argument, the context: `def run(ctx):`",
@@ -634,12 +595,10 @@ def test_wait_longer_than_the_sync_limit_or_the_timeout_warns():
 
 
 def test_default_sync_limit_is_sixty_seconds():
-    found = problems(
-        steps("""
+    found = step_problems("""
         - {id: a, type: wait, duration: 60}
         - {id: b, type: wait, duration: 61}
     """)
-    )
     assert found == [
         "wf.yaml:5:35: warning: wait step 'b' waits 61s, longer than the sync limit (1m): sync "
         "calls hand off to async before it ends; call this workflow in async mode"
@@ -647,8 +606,7 @@ def test_default_sync_limit_is_sixty_seconds():
 
 
 def test_steps_after_output_or_fail_never_run():
-    assert problems(
-        steps("""
+    assert step_problems("""
         - id: route
           type: condition
           branches:
@@ -659,8 +617,7 @@ def test_steps_after_output_or_fail_never_run():
                 - {id: unreachable, type: note}
         - {id: done, type: output}
         - {id: ghost, type: note}
-    """)
-    ) == [
+    """) == [
         "wf.yaml:11:13: warning: note step 'unreachable' never runs: fail step 'stop' before it ends the execution",
         "wf.yaml:13:5: warning: note step 'ghost' never runs: output step 'done' before it ends the execution",
     ]
