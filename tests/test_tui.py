@@ -15,11 +15,20 @@ from typing import Any
 import pytest
 from support.tui import text_of, until
 
-GREET = """id: tui_greet
-name: Greet
-version: 1
-status: published
-input:
+
+def published(workflow_id: str, name: str, body: str, *, requires: str | None = None) -> str:
+    """Version 1 of a published workflow: the header, with `requires` an input of that one
+    required string, then `body` (its steps and any other keys)."""
+    header = f"id: {workflow_id}\nname: {name}\nversion: 1\nstatus: published\n"
+    if requires is not None:
+        header += f"input:\n  type: object\n  required: [{requires}]\n  properties:\n    {requires}: {{type: string}}\n"
+    return header + body
+
+
+GREET = published(
+    "tui_greet",
+    "Greet",
+    """input:
   type: object
   required: [name]
   properties:
@@ -36,24 +45,19 @@ steps:
           - {id: warm_out, type: output, fields: {message: "Hello, {{ input.name }}!"}}
     default:
       - {id: dry_out, type: output, fields: {message: "{{ input.name }}."}}
-"""
+""",
+)
 
-SLOW = """id: tui_slow
-name: Slow
-version: 1
-status: published
-steps:
+SLOW = published(
+    "tui_slow",
+    "Slow",
+    """steps:
   - {id: nap, type: wait, duration: 10m}
   - {id: done, type: output, fields: {ok: true}}
-"""
+""",
+)
 
-BROKEN = """id: tui_broken
-name: Broken
-version: 1
-status: published
-steps:
-  - {id: a, type: htp}
-"""
+BROKEN = published("tui_broken", "Broken", "steps:\n  - {id: a, type: htp}\n")
 
 
 @pytest.fixture
@@ -293,21 +297,17 @@ def test_five_thousand_rows_stay_responsive() -> None:
     run(go())
 
 
-RETRIED = """id: tui_retried
-name: Retried then waits
-version: 1
-status: published
-retries: {max_retries: 2, delay: 200ms}
-input:
-  type: object
-  required: [base_url]
-  properties:
-    base_url: {type: string}
+RETRIED = published(
+    "tui_retried",
+    "Retried then waits",
+    """retries: {max_retries: 2, delay: 200ms}
 steps:
   - {id: call, type: http, method: GET, url: "{{ input.base_url }}/flaky"}
   - {id: nap, type: wait, duration: 10m}
   - {id: done, type: output, fields: {ok: true}}
-"""
+""",
+    requires="base_url",
+)
 
 
 def test_async_detail_shows_the_retries_the_wait_and_a_cancel_that_ends_the_wait(
@@ -362,22 +362,18 @@ def test_async_detail_shows_the_retries_the_wait_and_a_cancel_that_ends_the_wait
     run(go())
 
 
-CODE_FAIL = """id: tui_code_fail
-name: Fails in a code step
-version: 1
-status: published
-input:
-  type: object
-  required: [name]
-  properties:
-    name: {type: string}
-steps:
+CODE_FAIL = published(
+    "tui_code_fail",
+    "Fails in a code step",
+    """steps:
   - id: boom
     type: code
     code: |
       def run(ctx):
           raise ValueError("no budget")
-"""
+""",
+    requires="name",
+)
 
 
 def test_sync_detail_shows_the_failing_step_its_error_and_the_logs(prefect_api: str, definitions: Path) -> None:
@@ -404,19 +400,15 @@ def test_sync_detail_shows_the_failing_step_its_error_and_the_logs(prefect_api: 
     run(go())
 
 
-LOOKUP = """id: tui_lookup
-name: Looks a contact up over HTTP, then fails
-version: 1
-status: published
-input:
-  type: object
-  required: [base_url]
-  properties:
-    base_url: {type: string}
-steps:
+LOOKUP = published(
+    "tui_lookup",
+    "Looks a contact up over HTTP, then fails",
+    """steps:
   - {id: fetch_company, type: http, method: GET, url: "{{ input.base_url }}/company"}
   - {id: lookup_contact, type: http, method: GET, url: "{{ input.base_url }}/contact"}
-"""
+""",
+    requires="base_url",
+)
 
 
 def test_sync_detail_shows_each_steps_output_from_the_outbox_then_from_prefect(
