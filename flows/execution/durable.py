@@ -105,7 +105,7 @@ class DurableHooks(RecordedHooks):
             status="waiting",
             started_at=started_at.isoformat(),
             due_at=due_at.isoformat(),
-            task_run_id=str(record.task_run.id) if record else None,
+            task_run_id=str(record.task_run_id) if record else None,
         )
         await journal.write_step(self.execution_id, key, entry.to_json())
         raise Suspend(due_at, step)

@@ -198,7 +198,7 @@ async def run_sync(
                 status=earlier.status if earlier else "interrupted",
                 started_at=earlier.started_at if earlier else record.started_at(),
                 due_at=earlier.due_at if earlier else None,
-                task_run_id=str(record.task_run.id),
+                task_run_id=str(record.task_run_id),
             )
         events.log(None, 20, f"sync limit ({limit:g} s) reached: continuing in async mode ({handoff.status})")
         outbox.append(

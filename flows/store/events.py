@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from prefect.client.schemas.objects import State, TaskRun
-from prefect.events import Event, emit_event
-from prefect.states import Completed, Failed, Running
+from prefect.client.schemas.objects import TaskRunPolicy
+from prefect.events import emit_event
 
 from flowdeck.definition.model import Step, WorkflowDefinition
 from flowdeck.store import encoding
@@ -53,16 +52,59 @@ def with_flow_run(event: dict[str, Any], flow_run_id: UUID) -> dict[str, Any]:
     return {**event, "related": related}
 
 
+# What Prefect's task-run recorder reads is JSON; building it from Prefect's pydantic models
+# (TaskRun, State, Event) cost ~0.3 ms a step, most of a sync call's overhead. The dicts
+# below are what those models give (`test_events.py` checks them against the models).
+_TASK_RUN_DEFAULTS = {
+    "empirical_policy": TaskRunPolicy().model_dump(mode="json", exclude_none=True),
+    "labels": {},
+    "task_inputs": {},
+    "run_count": 1,
+    "flow_run_run_count": 0,
+}
+
+
+def _json_time(moment: datetime) -> str:
+    """A UTC time as pydantic writes it in JSON."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _state_json(state_type: str, name: str, message: str | None) -> dict[str, Any]:
+    return {"type": state_type, "name": name, "message": message or "", "state_details": {}}
+
+
 @dataclass
 class StepRecord:
-    task_run: TaskRun
-    running: State[Any]
+    """One open step's task run, as plain data."""
+
+    task_run_id: UUID
+    name: str
+    task_key: str
+    dynamic_key: str
+    tags: list[str]
+    start: datetime
     running_sent: bool = False
     timer: asyncio.TimerHandle | None = None
 
     def started_at(self) -> str:
         """When the step started, as ISO text (its task run's start time)."""
-        return (self.task_run.start_time or self.running.timestamp).isoformat()
+        return self.start.isoformat()
+
+    def task_run_json(self, end: datetime | None) -> dict[str, Any]:
+        started = _json_time(self.start)
+        body: dict[str, Any] = {
+            "name": self.name,
+            "task_key": self.task_key,
+            "dynamic_key": self.dynamic_key,
+            **_TASK_RUN_DEFAULTS,
+            "tags": list(self.tags),
+            "expected_start_time": started,
+            "start_time": started,
+        }
+        if end is not None:
+            body["end_time"] = _json_time(end)
+            body["total_run_time"] = (end - self.start).total_seconds()
+        return body
 
 
 @dataclass
@@ -83,115 +125,81 @@ class TaskRunEvents:
     # new task run (`try_key`), so every try of a step is one in Prefect.
     attempt: int = 1
     _open: dict[str, StepRecord] = field(default_factory=dict)
-    _buffer: list[tuple[TaskRun, State[Any] | None, State[Any]]] = field(default_factory=list)
+    _buffer: list[dict[str, Any]] = field(default_factory=list)
     _pending_logs: list[dict[str, Any]] = field(default_factory=list)
 
     def attach(self, flow_run_id: UUID) -> None:
         self.flow_run_id = flow_run_id
-        for task_run, initial, validated in self._buffer:
-            task_run.flow_run_id = flow_run_id
-            validated.state_details.flow_run_id = flow_run_id
-            self._send(task_run, initial, validated)
+        for event in self._buffer:
+            self._send(with_flow_run(event, flow_run_id))
         self._buffer.clear()
         for entry in self._pending_logs:
             send_log(entry, flow_run_id)
         self._pending_logs.clear()
 
-    def _emit(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
-        if self.sink is not None:
-            self._send(task_run, initial, validated)
-        elif self.flow_run_id is None:
-            self._buffer.append((task_run, initial, validated))
-        else:
-            self._send(task_run, initial, validated)
-
-    def _send(self, task_run: TaskRun, initial: State[Any] | None, validated: State[Any]) -> None:
-        """The event Prefect's task engine sends, plus the flow-run link its run context
-        would add (the server's task-run recorder reads the flow run from it)."""
-
-        def state_json(state: State[Any]) -> dict[str, Any]:
-            return {
-                "type": state.type.value,
-                "name": state.name,
-                "message": state.message or "",
-                "state_details": state.state_details.model_dump(
-                    mode="json", exclude_none=True, exclude_unset=True, exclude={"flow_run_id", "task_run_id"}
-                ),
-            }
-
-        event = dict(
-            id=validated.id,
-            occurred=validated.timestamp,
-            event=f"prefect.task-run.{validated.name}",
-            payload={
-                "intended": {"from": initial.type.value if initial else None, "to": validated.type.value},
-                "initial_state": state_json(initial) if initial else None,
-                "validated_state": {**state_json(validated), "data": None},
-                "task_run": task_run.model_dump(
-                    mode="json",
-                    exclude_none=True,
-                    exclude={
-                        "id",
-                        "created",
-                        "updated",
-                        "flow_run_id",
-                        "state_id",
-                        "state_type",
-                        "state_name",
-                        "state",
-                        "estimated_start_time_delta",
-                        "estimated_run_time",
-                    },
-                ),
-            },
-            resource={
-                "prefect.resource.id": f"prefect.task-run.{task_run.id}",
-                "prefect.resource.name": task_run.name,
-                "prefect.run-count": str(task_run.run_count),
-                "prefect.state-message": validated.message or "",
-                "prefect.state-name": validated.name or "",
-                "prefect.state-timestamp": validated.timestamp.isoformat() if validated.timestamp else "",
-                "prefect.state-type": validated.type.value,
+    def _emit(self, record: StepRecord, state: tuple[str, str, str | None], at: datetime, *, final: bool) -> None:
+        """The event Prefect's task engine sends for `record` entering `state` (type, name,
+        message) at `at`, plus the flow-run link its run context would add (the server's
+        task-run recorder reads the flow run from it)."""
+        state_type, name, message = state
+        initial = _state_json("RUNNING", "Running", None) if final and record.running_sent else None
+        event = {
+            "occurred": _json_time(at),
+            "event": f"prefect.task-run.{name}",
+            "resource": {
+                "prefect.resource.id": f"prefect.task-run.{record.task_run_id}",
+                "prefect.resource.name": record.name,
+                "prefect.run-count": "1",
+                "prefect.state-message": message or "",
+                "prefect.state-name": name,
+                "prefect.state-timestamp": at.isoformat(),
+                "prefect.state-type": state_type,
                 "prefect.orchestration": "client",
             },
-            related=[
+            "related": [
                 {
                     "prefect.resource.id": f"prefect.flow-run.{self.flow_run_id or FLOW_RUN_PLACEHOLDER}",
                     "prefect.resource.role": "flow-run",
                     "prefect.resource.name": encoding.flow_run_name(self.definition),
                 },
-                *encoding.tag_resources(task_run.tags),
+                *encoding.tag_resources(record.tags),
             ],
-        )
+            "payload": {
+                "intended": {"from": "RUNNING" if initial else None, "to": state_type},
+                "initial_state": initial,
+                "validated_state": {**_state_json(state_type, name, message), "data": None},
+                "task_run": record.task_run_json(at if final else None),
+            },
+            "id": str(uuid4()),  # also the task run's state id (the recorder takes it)
+            "follows": None,
+        }
         if self.sink is not None:
-            self.sink("event", Event.model_validate(event).model_dump(mode="json"))
+            self.sink("event", event)
+        elif self.flow_run_id is None:
+            self._buffer.append(event)
         else:
-            emit_event(**event)  # type: ignore[arg-type]
+            self._send(event)
+
+    @staticmethod
+    def _send(event: dict[str, Any]) -> None:
+        emit_event(**event)
 
     def started(self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None) -> UUID:
         """Open a task run for a step (or re-open the one a suspended Wait left open)."""
-        now = since or datetime.now(UTC)
-        task_run = TaskRun(
-            id=task_run_id or uuid4(),
+        record = StepRecord(
+            task_run_id=task_run_id or uuid4(),
             name=step.name if "." not in key else f"{key}",
-            flow_run_id=self.flow_run_id,
             task_key=f"flowdeck.{self.definition.id}.{step.type}",
             dynamic_key=try_key(key, self.attempt),
             tags=encoding.run_tags(self.definition, self.mode) + [encoding.step_tag(step.type)],
-            expected_start_time=now,  # type: ignore[arg-type]  # Prefect's DateTime is a datetime
-            start_time=now,  # type: ignore[arg-type]
-            run_count=1,
+            start=since or datetime.now(UTC),
+            running_sent=task_run_id is not None,
         )
-        running: State[Any] = Running(timestamp=now)
-        running.state_details.task_run_id = task_run.id
-        running.state_details.flow_run_id = self.flow_run_id
-        task_run.state = running
-        record = StepRecord(task_run, running, running_sent=task_run_id is not None)
         self._open[key] = record
         if not record.running_sent:
             loop = asyncio.get_running_loop()
             record.timer = loop.call_later(self.running_event_after, self.ensure_running, key)
-        return task_run.id
+        return record.task_run_id
 
     def ensure_running(self, key: str) -> None:
         """Send the step's Running event now, if it has not been sent."""
@@ -200,8 +208,8 @@ class TaskRunEvents:
             return
         if record.timer is not None:
             record.timer.cancel()
+        self._emit(record, ("RUNNING", "Running", None), datetime.now(UTC), final=False)
         record.running_sent = True
-        self._emit(record.task_run, None, record.running)
 
     def finished(self, key: str, output: Any, *, failed_message: str | None = None) -> None:
         record = self._open.pop(key, None)
@@ -209,18 +217,8 @@ class TaskRunEvents:
             return
         if record.timer is not None:
             record.timer.cancel()
-        now = datetime.now(UTC)
-        if failed_message is None:
-            final: State[Any] = Completed(timestamp=now)
-        else:
-            final = Failed(timestamp=now, message=failed_message)
-        final.state_details.task_run_id = record.task_run.id
-        final.state_details.flow_run_id = self.flow_run_id
-        task_run = record.task_run.model_copy()
-        task_run.end_time = now  # type: ignore[assignment]
-        task_run.total_run_time = now - (record.task_run.start_time or now)
-        task_run.state = final
-        self._emit(task_run, record.running if record.running_sent else None, final)
+        state = ("COMPLETED", "Completed", None) if failed_message is None else ("FAILED", "Failed", failed_message)
+        self._emit(record, state, datetime.now(UTC), final=True)
 
     def detach_open(self) -> dict[str, StepRecord]:
         """Leave the open steps open in Prefect (visible as running) for whoever continues
@@ -235,7 +233,7 @@ class TaskRunEvents:
         """A run log line in Prefect (the UI's and the dashboard's log pane): code-step
         output, failures, suspensions. Batched by Prefect's own log worker."""
         record = self._open.get(key) if key else None
-        entry = log_entry(level, message, record.task_run.id if record else None)
+        entry = log_entry(level, message, record.task_run_id if record else None)
         if self.sink is not None:
             self.sink("log", entry)
         elif self.flow_run_id is None:
