@@ -40,7 +40,7 @@ PID = os.getpid()
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET, SIGCHLD = 0x10000000, 0x00020000, 0x40000000, 17
 TIOCSTI = 0x5412
 KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING = 0, -3
-SYS = {"ioctl": 16, "clone": 56, "add_key": 248, "keyctl": 250, "perf_event_open": 298,
+SYS = {"ioctl": 16, "clone": 56, "settimeofday": 164, "add_key": 248, "keyctl": 250, "perf_event_open": 298,
        "process_vm_readv": 310, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425, "fsopen": 430}
 char = ctypes.c_char(b"x")
 
@@ -69,7 +69,7 @@ def run(ctx):
         "io_uring_setup": syscall("io_uring_setup", 1, 0),
         "personality_no_aslr": call(libc.personality, 0x0040000),  # ADDR_NO_RANDOMIZE
         "syslog": call(libc.klogctl, 3, None, 0),
-        "settimeofday": call(libc.settimeofday, None, None),
+        "settimeofday": syscall("settimeofday", 0, 0),  # NULL, NULL: would change nothing (glibc's own crashes)
         "swapoff": call(libc.swapoff, b"/tmp"),
         "reboot": call(libc.reboot, 0),
         "acct": call(libc.acct, None),

@@ -2,8 +2,9 @@
 
 User code is not trusted with the engine. Each sandbox is a `python -I -S -B child.py`
 (no site-packages, nothing of flowdeck) under bubblewrap, in namespaces of its own, as an
-unprivileged uid, in a cgroup of its own that bounds the memory and the number of processes
-of its whole tree (`launcher.py`, `cgroups.py`; docs/security.md says what each part stops).
+unprivileged uid, under a seccomp filter, in a cgroup of its own that bounds the memory, the
+number of processes and the CPU share of its whole tree (`launcher.py`, `seccomp.py`,
+`cgroups.py`; docs/security.md says what each part stops).
 The call goes in as JSON on stdin; the reply comes back as JSON on a private copy of
 stdout; both are bounded while they are read (`pipes.py`). The child also keeps rlimits
 (address space, CPU, file size, no core dumps) for clear errors inside one process.
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowdeck.errors import StepError
+from flowdeck.runtime.sandbox import seccomp
 from flowdeck.runtime.sandbox.cgroups import CgroupUnavailable, SandboxCgroup
 from flowdeck.runtime.sandbox.launcher import SANDBOX_ENV, SandboxUnavailable, command, ensure_available
 from flowdeck.runtime.sandbox.pipes import exchange
@@ -89,7 +91,7 @@ def _starter() -> concurrent.futures.ThreadPoolExecutor:
         return starter
 
 
-def _popen(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _popen(argv: list[str], env: dict[str, str], pass_fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
@@ -99,6 +101,7 @@ def _popen(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         env=env,  # not the engine's: its secrets reach no process of the chain
         start_new_session=True,  # its own process group: a kill takes the launcher chain too
         close_fds=True,
+        pass_fds=pass_fds,  # the seccomp filter's pipe, nothing else of the engine's
     )
 
 
@@ -116,12 +119,15 @@ class Sandbox:
             cgroup = SandboxCgroup.create(MAX_PROCESSES, IDLE_MEMORY_MB)
         except CgroupUnavailable as error:
             raise SandboxUnavailable(f"code steps cannot run here: {error}") from None
-        launch = command(CHILD_PROGRAM, cgroup.procs_files, TMP_BYTES)
+        seccomp_fd = seccomp.filter_fd()  # the program is cached: ensure_available built it
         try:
-            process = _starter().submit(_popen, launch.argv, launch.env).result()
+            launch = command(CHILD_PROGRAM, cgroup.procs_files, TMP_BYTES, seccomp_fd=seccomp_fd)
+            process = _starter().submit(_popen, launch.argv, launch.env, launch.pass_fds).result()
         except OSError as error:
             cgroup.remove()
             raise StepError(f"code step: could not start a Python sandbox ({error})") from None
+        finally:
+            os.close(seccomp_fd)  # bwrap has its own copy of the pipe, and reads it to the end
         return cls(process, cgroup)
 
     def alive(self) -> bool:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowdeck.errors import StepError
+from flowdeck.runtime.sandbox import seccomp
 from flowdeck.settings import sandbox_bwrap
 
 __all__ = ["CHILD_IN_SANDBOX", "SANDBOX_ENV", "SandboxUnavailable", "Launch", "command", "ensure_available"]
@@ -71,6 +72,7 @@ class SandboxUnavailable(StepError):
 class Launch:
     argv: list[str]
     env: dict[str, str]
+    pass_fds: tuple[int, ...] = ()  # the seccomp filter's pipe: inherited down to bwrap
 
 
 def _interpreter() -> tuple[str, list[str]]:
@@ -95,9 +97,18 @@ def _root_links() -> list[str]:
     return arguments
 
 
-def command(child_program: str, procs_files: list[str], tmp_bytes: int, extra: list[str] | None = None) -> Launch:
+def command(
+    child_program: str,
+    procs_files: list[str],
+    tmp_bytes: int,
+    extra: list[str] | None = None,
+    *,
+    seccomp_fd: int | None = None,
+) -> Launch:
     """The argv that starts `python -I -S -B child.py` isolated (or `extra` instead of the
-    child program's arguments, for the host check)."""
+    child program's arguments, for the host check), under the seccomp filter read from
+    `seccomp_fd` (`seccomp.filter_fd()`; every sandbox of the engine has one, only tests of
+    the other layers on their own leave it out)."""
     executable, prefixes = _interpreter()
     as_root = os.geteuid() == 0
     staged: list[tuple[str, str]] = []
@@ -138,6 +149,7 @@ def command(child_program: str, procs_files: list[str], tmp_bytes: int, extra: l
         "/",
         "--chdir",
         "/tmp",
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--",
         executable,
         *(extra if extra is not None else ["-I", "-S", "-B", CHILD_IN_SANDBOX]),
@@ -147,7 +159,7 @@ def command(child_program: str, procs_files: list[str], tmp_bytes: int, extra: l
     stage = [part for pair in staged for part in pair]
     script = ["sh", "-c", _SCRIPT, "flowdeck-sandbox", *procs_files, "--", *stage, "--", *inner]
     argv = ["unshare", "--mount", "--propagation", "private", *script] if as_root else script
-    return Launch(argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    return Launch(argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, () if seccomp_fd is None else (seccomp_fd,))
 
 
 _checked: set[tuple[str, int]] = set()  # (bwrap, euid) already proven to work in this process
@@ -175,22 +187,33 @@ def ensure_available(child_program: str, tmp_bytes: int) -> None:
     from flowdeck.runtime.sandbox.cgroups import CgroupUnavailable, SandboxCgroup
 
     try:
+        seccomp_fd = seccomp.filter_fd()
+    except seccomp.SeccompUnavailable as error:
+        raise SandboxUnavailable(f"code steps cannot run here: {error}") from None
+    try:
         cgroup = SandboxCgroup.create(max_processes=16, memory_mb=64)
     except CgroupUnavailable as error:
+        os.close(seccomp_fd)
         raise SandboxUnavailable(f"this host cannot isolate code steps: no cgroup for their limits ({error})") from None
     try:
-        launch = command(child_program, cgroup.procs_files, tmp_bytes, extra=["-I", "-S", "-c", "pass"])
+        launch = command(
+            child_program, cgroup.procs_files, tmp_bytes, extra=["-I", "-S", "-c", "pass"], seccomp_fd=seccomp_fd
+        )
         try:
-            done = subprocess.run(launch.argv, env=launch.env, capture_output=True, timeout=30)
+            done = subprocess.run(
+                launch.argv, env=launch.env, capture_output=True, timeout=30, pass_fds=launch.pass_fds
+            )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SandboxUnavailable(f"this host cannot isolate code steps: {bwrap} did not start ({error})") from None
     finally:
+        os.close(seccomp_fd)
         cgroup.remove()
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
         raise SandboxUnavailable(
             f"this host cannot isolate code steps: {bwrap} could not start a sandbox ({said[0]}); it needs "
-            "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0) "
+            "unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), "
+            "seccomp filters (a kernel with CONFIG_SECCOMP_FILTER, bubblewrap 0.3 or later) "
             f"and, as root, util-linux's unshare and setpriv; {INSTALL_HINT}"
         )
     _checked.add(key)
