@@ -43,11 +43,10 @@ MAX_SEARCH = 200  # characters in the search field
 
 
 class ExecutionsFetched(Message):
-    def __init__(self, rows: list[ExecutionRow], complete: bool, seconds: float) -> None:
+    def __init__(self, rows: list[ExecutionRow], complete: bool) -> None:
         super().__init__()
         self.rows = rows
         self.complete = complete
-        self.seconds = seconds
 
 
 class MainScreen(Screen[None]):
@@ -120,7 +119,6 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
         self.header = Header(self.connection, show_clocks=show_clocks, id="status-line")
         self.table = ExecutionsTable(show_clocks=show_clocks, id="executions")
         self.main = MainScreen()
-        self.last_fetch_seconds: float | None = None
         self.fetches = 0
         self._last_full = 0.0
         self._poll_scheduled = False
@@ -232,7 +230,6 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
         self._polling = True
         now = time.monotonic()
         full = now - self._last_full >= FULL_REFRESH_EVERY
-        started = time.perf_counter()
         try:
             rows, complete = await self.client.executions(self.table.active_ids, full, self.max_rows)
         except ClientError as error:
@@ -248,7 +245,7 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
         self._polling = False
         if full:
             self._last_full = now
-        self.post_message(ExecutionsFetched(rows, complete, time.perf_counter() - started))
+        self.post_message(ExecutionsFetched(rows, complete))
 
     def _schedule_poll(self, delay: float | None = None) -> None:
         if self._nudged:
@@ -258,14 +255,10 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
             self._poll_scheduled = True
             self._poll_timer = self.set_timer(delay if delay is not None else self.poll_interval, self._poll)
 
-    def poll_now(self) -> None:
-        self._poll()
-
     @on(ExecutionsFetched)
     def _fetched(self, message: ExecutionsFetched) -> None:
         if not self.table.is_mounted:  # shutting down
             return
-        self.last_fetch_seconds = message.seconds
         self.fetches += 1
         if self.connection.lost_since is not None:
             self.notify("connected again", title="Prefect", timeout=3)

@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-ACTIVE = ("pending", "running", "waiting")
 STATUSES = ("pending", "running", "waiting", "success", "failed", "cancelled")
 
 
@@ -197,7 +196,6 @@ class EngineClient:
     def __init__(self, engine: Flowdeck, description: str) -> None:
         self.engine = engine
         self.description = description
-        self._full_rows: dict[str, ExecutionRow] = {}
 
     @classmethod
     def open(cls, definitions: str | None = None, description: str | None = None) -> EngineClient:
