@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flowdeck.errors import ConfigurationError
+
 DEFAULT_SERVER_PORT = 4200
 
 
@@ -134,6 +136,21 @@ def server_nice() -> int:
     if not raw.strip().isdigit() or not 0 <= int(raw) <= 19:
         raise ValueError(f"{SERVER_NICE_VARIABLE} must be a whole number from 0 to 19, not {raw!r}")
     return int(raw)
+
+
+OUTBOX_SYNC_VARIABLE = "FLOWDECK_OUTBOX_SYNC"
+OUTBOX_SYNC_MODES = ("normal", "full")
+
+
+def outbox_sync() -> str:
+    """FLOWDECK_OUTBOX_SYNC: SQLite's `synchronous` for the outbox. `normal` (default, as
+    Prefect's own SQLite database) survives kill -9 of any process; `full` also survives a
+    power loss, at an fsync per commit (docs/architecture.md). Anything else is a
+    ConfigurationError naming the variable."""
+    raw = (os.environ.get(OUTBOX_SYNC_VARIABLE) or "normal").strip().lower()
+    if raw not in OUTBOX_SYNC_MODES:
+        raise ConfigurationError(f"{OUTBOX_SYNC_VARIABLE} must be one of {', '.join(OUTBOX_SYNC_MODES)}, not {raw!r}")
+    return raw
 
 
 def api_batch_concurrency() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flowdeck.errors import PrefectUnavailable
+from flowdeck.errors import ConfigurationError, PrefectUnavailable
 from flowdeck.store import encoding
 from flowdeck.store.drain import check_room
 from flowdeck.store.outbox import Outbox, is_alive, process_token
@@ -21,7 +21,9 @@ def new(outbox: Outbox, execution_id: str, mode: str = "sync") -> None:
     outbox.create(execution_id, mode=mode, workflow_id="w", version=1, status="running", payload={"a": 1})
 
 
-def test_what_is_committed_survives_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["normal", "full"])
+def test_what_is_committed_survives_kill_9(tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWDECK_OUTBOX_SYNC", mode)
     script = textwrap.dedent(
         f"""
         import asyncio, os, signal
@@ -49,6 +51,16 @@ def test_what_is_committed_survives_kill_9(tmp_path: Path) -> None:
     row = outbox.execution("exec_a")
     assert row is not None and row.last_seq == entries[-1].seq and not row.drained
     assert [r.execution_id for r in outbox.orphans()] == ["exec_a"]  # its process is dead
+
+
+def test_outbox_durability_is_the_configured_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for mode, level in (("normal", 1), ("full", 2), ("FULL", 2)):
+        monkeypatch.setenv("FLOWDECK_OUTBOX_SYNC", mode)
+        outbox = Outbox(tmp_path / f"{mode}.db")
+        assert outbox._db.execute("pragma synchronous").fetchone()[0] == level
+    monkeypatch.setenv("FLOWDECK_OUTBOX_SYNC", "off")
+    with pytest.raises(ConfigurationError, match="FLOWDECK_OUTBOX_SYNC must be one of normal, full, not 'off'"):
+        Outbox(tmp_path / "off.db")
 
 
 def test_one_drain_lease_and_one_adoption_among_processes(tmp_path: Path) -> None:
