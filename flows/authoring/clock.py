@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from jsonata import timebox
 
@@ -25,16 +25,11 @@ VIRTUAL_START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)  # a Thursday, 09:00 UTC
 
 class VirtualClock:
     def __init__(self, start: datetime = VIRTUAL_START) -> None:
-        self.start = start
         self.now = start
 
     def advance_to(self, moment: datetime) -> None:
         if moment > self.now:
             self.now = moment
-
-    @property
-    def elapsed(self) -> timedelta:
-        return self.now - self.start
 
 
 current: ContextVar[VirtualClock | None] = ContextVar("flowdeck_test_clock", default=None)

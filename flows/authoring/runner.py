@@ -46,7 +46,6 @@ class CaseResult:
     requests: list[dict[str, str]] = field(default_factory=list)
     unmocked: list[str] = field(default_factory=list)
     ctx: dict[str, Any] = field(default_factory=dict)
-    waited_seconds: float = 0.0
     problem: str | None = None
     seconds: float = 0.0
 
@@ -137,7 +136,6 @@ class CaseHooks(Hooks):
         virtual = clock.current.get()
         if virtual is not None:
             virtual.advance_to(due_at)
-            self.result.waited_seconds = virtual.elapsed.total_seconds()
 
 
 class Runner:
