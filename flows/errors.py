@@ -5,7 +5,6 @@ and `code` (the HTTP API's error envelope). A subclass inherits what it does not
 
     class                       exit  HTTP  code
     FlowdeckError               1     409   error                 base; str() is the user-facing message
-    ├── DefinitionError         2     409   invalid_definition    definitions failed validation
     ├── NotFound                2     404   not_found             something named does not exist
     │   ├── UnknownWorkflow     2     404   unknown_workflow
     │   ├── UnknownVersion      2     404   unknown_version
@@ -43,11 +42,6 @@ class FlowdeckError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
-
-
-class DefinitionError(FlowdeckError):
-    code = "invalid_definition"
-    exit_code = 2
 
 
 class NotFound(FlowdeckError):

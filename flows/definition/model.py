@@ -13,7 +13,6 @@ from typing import Any, Literal, TypeAlias
 from flowdeck.definition.durations import MAX_DURATION_SECONDS
 
 Status = Literal["draft", "published", "live"]
-Mode = Literal["sync", "async"]
 
 DEFAULT_SYNC_TIMEOUT = 60.0
 # A sync caller holds a connection open for the whole limit: a workflow may raise it, but not
