@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support.cli import run_cli
 
 from flowdeck.errors import ConfigurationError, PrefectUnavailable
 from flowdeck.store import encoding
@@ -61,6 +62,13 @@ def test_outbox_durability_is_the_configured_one(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("FLOWDECK_OUTBOX_SYNC", "off")
     with pytest.raises(ConfigurationError, match="FLOWDECK_OUTBOX_SYNC must be one of normal, full, not 'off'"):
         Outbox(tmp_path / "off.db")
+
+
+def test_a_bad_outbox_setting_is_one_line_from_the_api_command(tmp_path: Path) -> None:
+    done = run_cli("api", "--insecure-dev", env={"FLOWDECK_OUTBOX_SYNC": "sometimes"}, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "FLOWDECK_OUTBOX_SYNC must be one of normal, full, not 'sometimes'" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_one_drain_lease_and_one_adoption_among_processes(tmp_path: Path) -> None:
