@@ -164,6 +164,25 @@ def sandbox_bwrap() -> str:
 
 
 def sandbox_cgroup_parent() -> str | None:
-    """FLOWDECK_SANDBOX_CGROUP: on a cgroup v2 host, a delegated cgroup (with the memory and
-    pids controllers) to create each code step's cgroup in; unset: the engine's own cgroup."""
+    """FLOWDECK_SANDBOX_CGROUP: a delegated cgroup v2 directory (with the memory, pids and cpu
+    controllers) to create each code step's cgroup in; unset: the engine's own cgroup(s)."""
     return os.environ.get("FLOWDECK_SANDBOX_CGROUP") or None
+
+
+SANDBOX_CPUS_VARIABLE = "FLOWDECK_SANDBOX_CPUS"
+SANDBOX_CPUS_BOUNDS = (0.01, 1024.0)  # the kernel's smallest quota is 1 ms of a 100 ms period
+
+
+def sandbox_cpus() -> float:
+    """FLOWDECK_SANDBOX_CPUS: the cores one code step's whole process tree may use at most
+    (1.0; a cgroup CPU quota); raises ValueError naming the variable for anything but a
+    number from 0.01 to 1024."""
+    raw = os.environ.get(SANDBOX_CPUS_VARIABLE) or "1.0"
+    try:
+        cpus = float(raw)
+    except ValueError:
+        cpus = float("nan")
+    low, high = SANDBOX_CPUS_BOUNDS
+    if not low <= cpus <= high:  # NaN fails too
+        raise ValueError(f"{SANDBOX_CPUS_VARIABLE} must be a number of cores from {low} to {high:g}, not {raw!r}")
+    return cpus
