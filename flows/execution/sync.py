@@ -60,14 +60,12 @@ class SyncHooks(RecordedHooks):
     execution_id: str
     deadline: float  # loop time
     journal: dict[str, JournalEntry] = field(default_factory=dict)
-    current_key: str | None = None
 
     async def step_started(self, key: str, step: Step) -> None:
         if step.type in EFFECT_STEP_TYPES:
             # the commit point: the execution and every step before this one are on disk
             # before anything reaches the outside world
             await self.outbox.committed()
-        self.current_key = key
         self.events.started(key, step)
 
     async def step_finished(self, key: str, step: Step, output: Any) -> None:

@@ -109,7 +109,8 @@ class StepRecord:
 
 @dataclass
 class TaskRunEvents:
-    """Emits task-run events for the steps of one flow run; buffers until the id is known."""
+    """Emits task-run events for the steps of one flow run: to the outbox (`sink`, sync
+    mode) or, for an async execution whose flow run exists (`flow_run_id`), to Prefect."""
 
     definition: WorkflowDefinition
     mode: str
@@ -125,17 +126,6 @@ class TaskRunEvents:
     # new task run (`try_key`), so every try of a step is one in Prefect.
     attempt: int = 1
     _open: dict[str, StepRecord] = field(default_factory=dict)
-    _buffer: list[dict[str, Any]] = field(default_factory=list)
-    _pending_logs: list[dict[str, Any]] = field(default_factory=list)
-
-    def attach(self, flow_run_id: UUID) -> None:
-        self.flow_run_id = flow_run_id
-        for event in self._buffer:
-            self._send(with_flow_run(event, flow_run_id))
-        self._buffer.clear()
-        for entry in self._pending_logs:
-            send_log(entry, flow_run_id)
-        self._pending_logs.clear()
 
     def _emit(self, record: StepRecord, state: tuple[str, str, str | None], at: datetime, *, final: bool) -> None:
         """The event Prefect's task engine sends for `record` entering `state` (type, name,
@@ -175,14 +165,8 @@ class TaskRunEvents:
         }
         if self.sink is not None:
             self.sink("event", event)
-        elif self.flow_run_id is None:
-            self._buffer.append(event)
         else:
-            self._send(event)
-
-    @staticmethod
-    def _send(event: dict[str, Any]) -> None:
-        emit_event(**event)
+            emit_event(**event)
 
     def started(self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None) -> UUID:
         """Open a task run for a step (or re-open the one a suspended Wait left open)."""
@@ -236,9 +220,8 @@ class TaskRunEvents:
         entry = log_entry(level, message, record.task_run_id if record else None)
         if self.sink is not None:
             self.sink("log", entry)
-        elif self.flow_run_id is None:
-            self._pending_logs.append(entry)
         else:
+            assert self.flow_run_id is not None, "an async execution's events name its flow run"
             send_log(entry, self.flow_run_id)
 
     def abandon_open(self, message: str) -> None:

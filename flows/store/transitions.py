@@ -3,7 +3,7 @@ Prefect's own flow engine does with its `set_state`.
 
     claim       Scheduled -> Running `worker <worker>`     (granted to one claimant, one write)
     suspend     -> Scheduled `Waiting` at the due time        (a Wait; nothing is held)
-    hand_off    -> Scheduled `HandedOff` now                  (a sync call's limit)
+    HandedOff   -> Scheduled `HandedOff` now                  (a sync call's limit; the drain writes it)
     retry       -> Scheduled `AwaitingRetry`, attempt label + 1
     reschedule  -> Scheduled now                              (recovery, shutdown)
     finish      -> Completed / Failed, the outcome as its result record
@@ -68,10 +68,6 @@ async def suspend(
     api: PrefectAPI, flow_run_id: UUID, step_name: str, until: datetime, wake_at: datetime | None = None
 ) -> None:
     await set_state(api, flow_run_id, encoding.waiting_state(step_name, until, wake_at), force=True)
-
-
-async def hand_off(api: PrefectAPI, flow_run_id: UUID) -> None:
-    await set_state(api, flow_run_id, encoding.handed_off_state(), force=True)
 
 
 async def retry(api: PrefectAPI, flow_run_id: UUID, attempt: int, retry_at: datetime, error: dict[str, Any]) -> None:
