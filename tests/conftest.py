@@ -113,8 +113,8 @@ def http_server() -> Iterator[RecordingServer]:
 def start_worker(prefect_api: str) -> Iterator[Any]:
     started: list[WorkerProcess] = []
 
-    def start(definitions: Path | None = None, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(definitions or EXAMPLE_DEFINITIONS, env)
+    def start(definitions: Path | None = None, *, serving: bool = True, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(definitions or EXAMPLE_DEFINITIONS, env, serving=serving)
         started.append(worker)
         return worker
 

@@ -268,9 +268,9 @@ def test_a_step_that_kills_its_worker_is_not_retried_forever(start_worker: Any) 
             return str((await engine.submit("rec_kill_worker", "latest", {}))["execution_id"])
 
     execution_id = asyncio.run(submit())
-    for _ in range(4):  # each worker takes it over, runs the step and dies
-        worker = start_worker(DEFINITIONS, **env)
-        assert worker.process.wait(timeout=60) == -9
+    for _ in range(4):  # each worker takes it over, runs the step and dies (maybe before "serving")
+        worker = start_worker(DEFINITIONS, serving=False, **env)
+        assert worker.process.wait(timeout=90) == -9, worker.log_path.read_text()[-2000:]
     last = start_worker(DEFINITIONS, **env)
     final = wait_until(execution_id, {"success", "failed"}, timeout=60)
     assert last.process.poll() is None  # the fifth one did not run it again

@@ -137,25 +137,32 @@ import sys, time
 sys.path[:0] = sys.argv[1:]
 from test_redteam_api_bounds import BATCH, hostile_batch
 from flowdeck.api.limits import _refusal
+import json
 body = hostile_batch()
 started = time.process_time()
+json.loads(body)  # the floor: one plain parse of the same bytes, on this machine, now
+parse = time.process_time() - started
+started = time.process_time()
 refused = _refusal({"type": "http", "path": BATCH, "headers": [(b"content-type", b"application/json")]}, body)
-print(time.process_time() - started, refused.status_code, b"inputs[0]" in refused.body)
+print(time.process_time() - started, parse, refused.status_code, b"inputs[0]" in refused.body)
 """
 
 
 def test_the_checks_of_a_16_mib_batch_cost_about_one_parse():
     """8.4 s of CPU before (parse 1.5 s, a walk naming every value 3 s, then each input walked
-    again 3.9 s); now the parse and one walk that names nothing. In a process of its own: the
+    again 3.9 s: 5.6 parses); now the strict parse and one walk that names nothing. In a process of its own: the
     parsed body is ~450 MB, which would stay as this test process's peak."""
     here = Path(__file__).parent
     done = subprocess.run(
         [sys.executable, "-c", _CHECK_BATCH, str(here), str(here.parent)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    cpu, status, named = done.stdout.split()
+    cpu, parse, status, named = done.stdout.split()
     assert status == "422" and named == "True"
-    assert float(cpu) < 3.5, f"{float(cpu):.2f} s of CPU to check the batch"
+    # A ratio to a plain parse measured beside it: CPU seconds stretch on a loaded machine.
+    checks, floor = float(cpu), float(parse)
+    print(f"checks {checks:.2f} s of CPU, a plain json.loads {floor:.2f} s")
+    assert checks < 3 * floor, f"{checks:.2f} s of CPU to check the batch, {floor:.2f} s to parse it"
 
 
 @pytest.mark.parametrize("headers", [{"X-Big": "a" * 1_000_000}, {f"X-H{i}": "v" for i in range(10_000)}])
