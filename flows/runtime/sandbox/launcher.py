@@ -18,6 +18,8 @@ What each part is for (docs/security.md has the threat model):
   launcher first enters a private mount namespace (`unshare --mount`, invisible to the host),
   mounts a tmpfs over /run there and binds the prefix and the child program into it; bwrap
   then binds them from /run to their own paths.
+- The seccomp filter (`seccomp.py`): bwrap reads the compiled program from an inherited
+  pipe (`--seccomp FD`) and loads it right before it execs the interpreter.
 - The cgroup: the launcher's shell writes its own pid into the sandbox's cgroup(s) before it
   execs anything, so the whole tree is counted from the first instruction on.
 The whole chain (sh, unshare, setpriv, bwrap) gets an empty environment: none of the
