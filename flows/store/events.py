@@ -133,7 +133,8 @@ class TaskRunEvents:
         task-run recorder reads the flow run from it)."""
         state_type, name, message = state
         initial = _state_json("RUNNING", "Running", None) if final and record.running_sent else None
-        event = {
+        event_id = uuid4()  # also the task run's state id (the recorder takes it)
+        event: dict[str, Any] = {
             "occurred": _json_time(at),
             "event": f"prefect.task-run.{name}",
             "resource": {
@@ -160,13 +161,20 @@ class TaskRunEvents:
                 "validated_state": {**_state_json(state_type, name, message), "data": None},
                 "task_run": record.task_run_json(at if final else None),
             },
-            "id": str(uuid4()),  # also the task run's state id (the recorder takes it)
+            "id": str(event_id),
             "follows": None,
         }
         if self.sink is not None:
             self.sink("event", event)
         else:
-            emit_event(**event)
+            emit_event(
+                event["event"],
+                event["resource"],
+                occurred=at,
+                related=event["related"],
+                payload=event["payload"],
+                id=event_id,
+            )
 
     def started(self, key: str, step: Step, *, task_run_id: UUID | None = None, since: datetime | None = None) -> UUID:
         """Open a task run for a step (or re-open the one a suspended Wait left open)."""
