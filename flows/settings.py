@@ -186,3 +186,14 @@ def sandbox_cpus() -> float:
     if not low <= cpus <= high:  # NaN fails too
         raise ValueError(f"{SANDBOX_CPUS_VARIABLE} must be a number of cores from {low} to {high:g}, not {raw!r}")
     return cpus
+
+
+def check() -> None:
+    """Read every setting that can be wrong, so that a bad one stops a command before it
+    starts anything (a local server, a worker); ConfigurationError names the variable."""
+    try:
+        server_nice()
+        sandbox_cpus()
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    outbox_sync()

@@ -71,6 +71,25 @@ def test_a_bad_outbox_setting_is_one_line_from_the_api_command(tmp_path: Path) -
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FLOWDECK_OUTBOX_SYNC", "off", "FLOWDECK_OUTBOX_SYNC must be one of normal, full"),
+        ("FLOWDECK_SERVER_NICE", "99", "FLOWDECK_SERVER_NICE must be a whole number from 0 to 19"),
+        ("FLOWDECK_SANDBOX_CPUS", "lots", "FLOWDECK_SANDBOX_CPUS must be a number of cores"),
+    ],
+)
+def test_a_bad_setting_stops_a_command_before_it_starts_anything(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    home = tmp_path / "home"
+    env = {variable: value, "FLOWDECK_HOME": str(home), "PREFECT_API_URL": ""}  # would start a local server
+    done = run_cli("run", "hello", env=env, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not home.exists() or not any(home.iterdir()), sorted(p.name for p in home.iterdir())
+
+
 def test_one_drain_lease_and_one_adoption_among_processes(tmp_path: Path) -> None:
     first, second = Outbox(tmp_path / "o.db"), Outbox(tmp_path / "o.db")  # two connections
     one, two = f"{process_token()}#1", f"{process_token()}#2"  # live claimants

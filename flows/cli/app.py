@@ -18,6 +18,7 @@ import sys
 
 import typer
 
+from flowdeck import settings
 from flowdeck.cli import authoring, dashboard, definitions, executions, services, storage
 from flowdeck.cli.common import err
 from flowdeck.errors import FlowdeckError
@@ -60,6 +61,7 @@ storage_app.command("set")(storage.storage_set)
 
 def main() -> None:
     try:
+        settings.check()
         app()
     except KeyboardInterrupt:
         err.print("interrupted")
