@@ -229,7 +229,7 @@ def test_every_endpoint_but_health_and_docs_needs_the_token(api: ApiServer, head
         # Before the body is even parsed: a broken body without a token is still 401.
         assert client.post(EXECUTIONS, content=b"{", headers={"Content-Type": "application/json"}).status_code == 401
         health = client.get("/healthz").json()
-        assert set(health) == {"status", "prefect", "outbox"}
+        assert set(health) == {"status", "prefect", "prefect_answered_s_ago", "outbox"}
         assert (health["status"], health["prefect"]) == ("ok", "ok")
         assert set(health["outbox"]) == {"executions", "oldest_age_s", "limit", "drain_failures", "drain_last_error"}
         assert client.get("/openapi.json").status_code == 200
