@@ -20,6 +20,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Select, Static
@@ -183,7 +184,10 @@ class FlowdeckApp(ExecutionActions, App[str | None]):
         self.header.show(
             list(self.table.known.values()), self.table.row_count, self.table.filter.describe(), self._backlog()
         )
-        message = self._main_query("#empty-message", Static)
+        try:
+            message = self._main_query("#empty-message", Static)
+        except NoMatches:  # the main screen is mounting or being torn down (a tick between)
+            return
         text = self.table.empty_message
         if text != getattr(message, "shown_text", None):  # an unchanged line is not drawn again
             message.shown_text = text
