@@ -95,7 +95,6 @@ def api(
         require_tokens(tokens, insecure_dev)
     except NoTokens as error:
         raise failed(error) from None
-    settings.outbox_sync()  # read in the app's start-up, where uvicorn would print a traceback
     connect()
     import uvicorn
 
