@@ -37,6 +37,7 @@ from prefect.states import Running, Scheduled
 
 from flowdeck.errors import FlowdeckError, PrefectUnavailable
 from flowdeck.store import encoding, journal, transitions
+from flowdeck.store.deployments import WORK_POOL
 from flowdeck.store.events import with_flow_run
 from flowdeck.store.outbox import Entry, ExecutionRow, Outbox
 from flowdeck.store.prefect_api import PrefectAPI
@@ -321,6 +322,7 @@ class Drainer:
             context=payload["context"],
             labels=payload["labels"],
             deployment_id=deployment_id,
+            work_pool_name=WORK_POOL,
             idempotency_key=payload.get("idempotency_key") or row.execution_id,
             flow_version=payload.get("flow_version"),
         )

@@ -220,6 +220,7 @@ class PrefectAPI:
         context: dict[str, Any] | None = None,
         labels: dict[str, Any] | None = None,
         deployment_id: UUID | None = None,
+        work_pool_name: str | None = None,
         idempotency_key: str | None = None,
         flow_version: str | None = None,
     ) -> FlowRun:
@@ -233,16 +234,20 @@ class PrefectAPI:
         }
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
+        body["flow_id"] = str(await self.flow_id(flow_name))
+        if flow_version:
+            body["flow_version"] = flow_version
         if deployment_id is not None:
-            path = f"/deployments/{deployment_id}/create_flow_run"
-        else:
-            body["flow_id"] = str(await self.flow_id(flow_name))
-            if flow_version:
-                body["flow_version"] = flow_version
-            path = "/flow_runs/"
-        response = await self.request("POST", path, json=body)
+            # A deployment's run, made with the plain create: the deployment route hydrates
+            # parameters (a caller's `{"__prefect_kind": "workspace_variable", ...}` would
+            # become a Prefect variable's value, a `jinja` one rendered by the server) and
+            # costs the server about twice as much (docs/benchmarks.md, session 6). flowdeck
+            # has checked the input against the schema itself.
+            body["deployment_id"] = str(deployment_id)
+            body["work_pool_name"] = work_pool_name
+        response = await self.request("POST", "/flow_runs/", json=body)
         if response.status_code == 404:
-            raise PrefectUnavailable(f"Prefect has no deployment {deployment_id}; run `flowdeck deploy`")
+            raise PrefectUnavailable(f"Prefect has no deployment {deployment_id} or work pool; run `flowdeck deploy`")
         if response.status_code >= 400:
             raise PrefectUnavailable(f"Prefect refused the flow run: {response.text[:500]}")
         return FlowRun.model_validate(response.json())
