@@ -190,7 +190,8 @@ async def run_sync(
     if handoff is not None:
         # The step in progress stays open in Prefect; the worker that continues the
         # execution closes the same task run (or runs the interrupted step again in it).
-        for key, record in events.detach_open().items():
+        opened = events.detach_open()
+        for key, record in opened.items():
             earlier = hooks.journal.get(key)
             hooks.journal[key] = JournalEntry(
                 status=earlier.status if earlier else "interrupted",
@@ -205,7 +206,9 @@ async def run_sync(
             {
                 "status": handoff.status,
                 "resume_at": handoff.resume_at.isoformat() if handoff.resume_at else None,
-                "step_name": handoff.step_name,
+                # the Wait, or the step still running at the limit (its task run may reach
+                # Prefect after the state; the state names it: encoding.handed_off_state)
+                "step_name": handoff.step_name or next((r.name for r in reversed(opened.values())), None),
                 "journal": {key: entry.to_json() for key, entry in hooks.journal.items()},
             },
             status=handoff.status,

@@ -290,7 +290,7 @@ class Drainer:
             return encoding.waiting_state(
                 payload.get("step_name") or "wait", datetime.fromisoformat(payload["resume_at"])
             )
-        return encoding.handed_off_state()
+        return encoding.handed_off_state(payload.get("step_name"))
 
     async def _terminal(self, row: ExecutionRow, flow_run_id: UUID, terminal: Entry) -> None:
         if terminal.kind == "final":

@@ -286,12 +286,23 @@ def waiting_state(step_name: str, until: datetime, wake_at: datetime | None = No
     return Scheduled(scheduled_time=wake_at or until, name=WAITING, message=waiting_message(step_name, until))
 
 
-def handed_off_state() -> State[Any]:
-    return Scheduled(
-        scheduled_time=datetime.now(UTC) - timedelta(seconds=1),
-        name=HANDED_OFF,
-        message="sync limit reached: continuing in async mode",
+_HANDED_OFF_AT = "sync limit reached at step '"
+_HANDED_OFF_END = "': continuing in async mode"
+
+
+def handed_off_state(step_name: str | None = None) -> State[Any]:
+    """A sync call at its limit, for a worker to continue now; the message names the step
+    that was running (`handed_off_step` reads it back: its task run may lag the state)."""
+    message = (
+        f"{_HANDED_OFF_AT}{step_name}{_HANDED_OFF_END}" if step_name else "sync limit reached: continuing in async mode"
     )
+    return Scheduled(scheduled_time=datetime.now(UTC) - timedelta(seconds=1), name=HANDED_OFF, message=message)
+
+
+def handed_off_step(message: str | None) -> str | None:
+    if message and message.startswith(_HANDED_OFF_AT) and message.endswith(_HANDED_OFF_END):
+        return message[len(_HANDED_OFF_AT) : -len(_HANDED_OFF_END)]
+    return None
 
 
 def retry_state(attempt: int, retry_at: datetime, error: dict[str, Any]) -> State[Any]:

@@ -126,10 +126,11 @@ async def status_body(
     state = flow_run.state
     if with_steps and (status != "pending" or body["attempt"] > 1):
         body["current_step"] = await current_step(api, flow_run)
-        if status == "waiting" and state is not None:
-            # task runs arrive through events and may lag the state by a few ms; the
-            # Waiting state names its step (encoding.waiting_message)
-            body["current_step"] = encoding.waiting_step(state.message) or body["current_step"]
+        if state is not None and state.name in (encoding.WAITING, encoding.HANDED_OFF):
+            # task runs arrive through events and lag the state (the server's task-run
+            # recorder writes them in batches); Waiting and HandedOff states name their step
+            named = encoding.waiting_step(state.message) or encoding.handed_off_step(state.message)
+            body["current_step"] = named or body["current_step"]
     if with_result and status in ("success", "failed"):
         # a status read answers at once (503) rather than wait for a result storage that is down
         outcome = await journal.read_outcome(encoding.execution_id_of(flow_run), patience=0)
