@@ -81,3 +81,29 @@ def test_a_cancelled_or_finished_run_cannot_be_claimed(prefect_api: str) -> None
             assert await transitions.claim(api, requested, "w") is False
 
     asyncio.run(scenario())
+
+
+def test_a_claim_of_a_run_not_yet_due_says_how_long_and_writes_nothing(prefect_api: str) -> None:
+    """The worker claims a run announced by an event before it reads it: a run the
+    scheduler made ahead of its time must come back as "due in", not be taken early, and a
+    run due within `max_wait` is waited for and granted."""
+
+    async def scenario() -> None:
+        async with PrefectAPI() as api:
+            flow_id = await api.flow_id("claim-race")
+
+            async def scheduled_in(seconds: float) -> Any:
+                at = (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+                state = {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": at}}
+                response = await api.request("POST", "/flow_runs/", json={"flow_id": str(flow_id), "state": state})
+                return response.json()["id"]
+
+            later, soon = await scheduled_in(30), await scheduled_in(0.3)
+            claim = await transitions.claim_if_due(api, later, "w", max_wait=0.5)
+            assert not claim.granted and claim.due_in is not None and 25 < claim.due_in <= 30, claim
+            run = await api.read_flow_run(later)
+            assert run is not None and run.state_type is not None and run.state_type.value == "SCHEDULED"
+            claim = await transitions.claim_if_due(api, soon, "w", max_wait=0.5)
+            assert claim.granted and claim.due_in is None, claim
+
+    asyncio.run(scenario())

@@ -27,6 +27,7 @@ from flowdeck.errors import StepError
 from flowdeck.execution.hooks import RecordedHooks
 from flowdeck.runtime.interpreter import JournalEntry, Outcome, Run, WorkflowResolver
 from flowdeck.store import encoding, journal, transitions
+from flowdeck.store.event_batches import EventBatches
 from flowdeck.store.events import TaskRunEvents
 from flowdeck.store.prefect_api import PrefectAPI
 from flowdeck.store.read_model import trigger_of
@@ -139,12 +140,17 @@ async def execute_flow_run(
     resolve_workflow: WorkflowResolver | None = None,
     cancel_requested: asyncio.Event | None = None,
     final_state: bool = True,
+    event_batches: EventBatches | None = None,
 ) -> Disposition:
     """Run (or resume) a claimed flow run until it ends, suspends or is cancelled."""
     deadline = deadline_of(flow_run, definition)
     execution_id = encoding.execution_id_of(flow_run)
     events = TaskRunEvents(
-        definition=definition, mode=mode_of(flow_run), flow_run_id=flow_run.id, attempt=encoding.attempt_of(flow_run)
+        definition=definition,
+        mode=mode_of(flow_run),
+        flow_run_id=flow_run.id,
+        attempt=encoding.attempt_of(flow_run),
+        batches=event_batches,
     )
     hooks = DurableHooks(
         api=api,
@@ -175,11 +181,13 @@ async def execute_flow_run(
         resume_at = min(suspended.resume_at, deadline)
         message = encoding.waiting_message(suspended.step.name, suspended.resume_at)
         events.log(None, 20, message + " (suspended: nothing held)")
+        await events.sent()
         await transitions.suspend(api, flow_run.id, suspended.step.name, suspended.resume_at, wake_at=resume_at)
         return Disposition(kind="suspended", resume_at=resume_at)
     except (ExecutionCancelled, asyncio.CancelledError):
         events.log(None, 30, "cancelled: no further step runs")
         events.abandon_open("cancelled")
+        await events.sent()
         await transitions.cancel(api, flow_run.id)
         return Disposition(kind="cancelled")
     except (TimeoutError, ExecutionTimedOut):
@@ -203,8 +211,10 @@ async def execute_flow_run(
         retry_at = datetime.now(UTC) + timedelta(seconds=policy.delay_before(attempt + 1))
         if retry_at < deadline:
             events.log(None, 30, f"attempt {attempt} failed; attempt {attempt + 1} at {retry_at.isoformat()}")
+            await events.sent()
             await transitions.retry(api, flow_run.id, attempt, retry_at, outcome.error or {})
             return Disposition(kind="retrying", outcome=outcome, resume_at=retry_at)
+    await events.sent()
     await transitions.finish(api, flow_run.id, execution_id, outcome, set_final_state=final_state)
     return Disposition(kind="finished", outcome=outcome)
 

@@ -19,6 +19,7 @@ from prefect.events import emit_event
 
 from flowdeck.definition.model import Step, WorkflowDefinition
 from flowdeck.store import encoding
+from flowdeck.store.event_batches import EventBatches
 from flowdeck.store.logs import log_entry, send_log
 
 RUNNING_EVENT_AFTER = 0.2  # seconds
@@ -122,6 +123,9 @@ class TaskRunEvents:
     # Sync mode: events and log lines go to the outbox (`sink(kind, json)`), which writes
     # them to Prefect behind the caller's answer; the flow run id is filled in there.
     sink: Callable[[str, dict[str, Any]], None] | None = None
+    # Async mode in a worker: events go to its batches (`flowdeck.store.event_batches`),
+    # many executions' in one request; without, to Prefect's own events client.
+    batches: EventBatches | None = None
     # The execution's attempt (retries count it): a step's task run in attempt n > 1 is a
     # new task run (`try_key`), so every try of a step is one in Prefect.
     attempt: int = 1
@@ -166,6 +170,8 @@ class TaskRunEvents:
         }
         if self.sink is not None:
             self.sink("event", event)
+        elif self.batches is not None:
+            self.batches.add(event)
         else:
             emit_event(
                 event["event"],
@@ -220,6 +226,12 @@ class TaskRunEvents:
         opened = dict(self._open)
         self._open.clear()
         return opened
+
+    async def sent(self) -> None:
+        """Once the events emitted so far have left for Prefect (batched ones: sent), so
+        that the state written next never reaches Prefect ahead of its steps."""
+        if self.batches is not None:
+            await self.batches.flush()
 
     def log(self, key: str | None, level: int, message: str) -> None:
         """A run log line in Prefect (the UI's and the dashboard's log pane): code-step

@@ -17,6 +17,7 @@ States' names and messages are built in `flowdeck.store.encoding`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -55,13 +56,28 @@ async def claim(api: PrefectAPI, flow_run_id: UUID, worker: str) -> bool:
     The server decides on the run's current state inside one transaction (SQLite: writes
     one at a time; PostgreSQL: the row is read FOR UPDATE), so two claimants racing for
     one Scheduled state cannot both be accepted: the second finds Running with that id."""
+    return (await claim_if_due(api, flow_run_id, worker, max_wait=float("inf"))).granted
+
+
+@dataclass(frozen=True)
+class Claim:
+    granted: bool
+    due_in: float | None = None  # not granted because the run is not due for this long
+
+
+async def claim_if_due(api: PrefectAPI, flow_run_id: UUID, worker: str, *, max_wait: float) -> Claim:
+    """`claim`, for a run whose due time the claimant does not know: Prefect answers WAIT
+    (with the delay) for a run not due yet; a delay up to `max_wait` is waited out here, a
+    longer one is handed back (`due_in`) so that the caller can come back then."""
     result = await set_state(api, flow_run_id, encoding.claim_state(flow_run_id, worker))
     if result.status.value == "WAIT":  # early: the server says how long
         details = result.details
         delay = (details.delay_seconds if isinstance(details, StateWaitDetails) else 0.1) or 0.1
+        if delay > max_wait:
+            return Claim(granted=False, due_in=delay)
         await asyncio.sleep(delay)
         result = await set_state(api, flow_run_id, encoding.claim_state(flow_run_id, worker))
-    return _accepted(result)  # refused: another worker has it, or it was cancelled
+    return Claim(granted=_accepted(result))  # refused: another worker has it, or it was cancelled
 
 
 async def suspend(

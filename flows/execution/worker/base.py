@@ -17,6 +17,8 @@ from uuid import UUID
 from flowdeck import settings
 from flowdeck.execution.engine import Engine
 from flowdeck.execution.reloading import Stamp
+from flowdeck.store.event_batches import EventBatches
+from flowdeck.store.flow_run_reads import FlowRunReads
 from flowdeck.store.prefect_api import PrefectAPI
 
 log = logging.getLogger("flowdeck.worker")
@@ -78,6 +80,8 @@ class WorkerState:
     _claimed: set[UUID]  # runs between claim and end, in this process
     _passed_over: dict[UUID, datetime]  # another's run -> when anyone may take it
     _orphans_checked_at: datetime  # the last sweep for runs nobody serves
+    _event_batches: EventBatches | None  # task-run events of all executions here, sent together
+    _flow_run_reads: FlowRunReads | None  # reads of runs just announced by events, many at once
 
     @property
     def api(self) -> PrefectAPI:

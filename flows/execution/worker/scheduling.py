@@ -26,6 +26,10 @@ from flowdeck.runtime.interpreter import Outcome
 from flowdeck.store import encoding, transitions
 from flowdeck.store.deployments import sync_deployments
 
+# A claim that Prefect answers "not due for this long" is waited out up to this; longer, the
+# run is armed again for its due time (or left to the poll, beyond the look-ahead).
+CLAIM_WAIT_SECONDS = 0.5
+
 
 class Scheduling(WorkerState):
     def _workflow_tags(self) -> list[str]:
@@ -169,9 +173,9 @@ class Scheduling(WorkerState):
             return
         if not self.owns(flow_run_id):
             return  # its owner claims it; the poll catches it if the owner does not
-        flow_run = await self.api.read_flow_run(flow_run_id)
-        if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
-            self.arm(flow_run.id, encoding.due_of(flow_run), flow_run)
+        # Claimed at once and read after (`_claim_then_read`): a run the scheduler made
+        # ahead of its time answers the claim with how long to wait.
+        self.arm(flow_run_id, datetime.now(UTC))
 
     def arm(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None = None) -> None:
         """Start a timer that claims the run when it falls due (once per run). `flow_run` is
@@ -195,9 +199,9 @@ class Scheduling(WorkerState):
             assert self._slots is not None
             await self._slots.acquire()
             try:
-                # A run read a moment ago needs no second read: the claim itself is refused
-                # if its state moved on meanwhile. An older read may be stale (the run
-                # suspended again, its attempt count changed): read it again.
+                # A run read a moment ago is claimed as read: the claim itself is refused if
+                # its state moved on meanwhile. An older read may be stale (the run suspended
+                # again, its attempt count changed): claimed first, then read again.
                 fresh = flow_run is not None and asyncio.get_running_loop().time() - read_at < 1.0
                 await self._claim_and_execute(flow_run_id, flow_run if fresh else None)
             finally:
@@ -220,23 +224,20 @@ class Scheduling(WorkerState):
 
     async def _claim_and_execute_claimed(self, flow_run_id: UUID, flow_run: FlowRun | None) -> None:
         if flow_run is None:
-            flow_run = await self.api.read_flow_run(flow_run_id)
-            if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
-                due = encoding.due_of(flow_run)
-                if due > datetime.now(UTC) + timedelta(seconds=0.05):
-                    # it suspended again since it was armed: not due yet
-                    self._armed.pop(flow_run_id, None)
-                    self.arm_if_soon(flow_run_id, due)
-                    return
-        if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
-            return
-        reason = await self._refusal(flow_run)
-        if reason is not None:
-            await self._refuse(flow_run, reason)
-            return
-        definition = self._definition_for(flow_run)
-        if not await transitions.claim(self.api, flow_run_id, self.name):
-            return  # another worker has it, or it was cancelled
+            claimed = await self._claim_then_read(flow_run_id)
+            if claimed is None:
+                return
+            flow_run, definition = claimed
+        else:
+            if flow_run.state_type != StateType.SCHEDULED:
+                return
+            reason = await self._refusal(flow_run)
+            if reason is not None:
+                await self._refuse(flow_run, reason)
+                return
+            definition = self._definition_for(flow_run)
+            if not await transitions.claim(self.api, flow_run_id, self.name):
+                return  # another worker has it, or it was cancelled
         problems = input_problems(definition, flow_run.parameters or {})
         if problems:
             listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
@@ -246,6 +247,29 @@ class Scheduling(WorkerState):
             )
             return
         await self._execute(flow_run, definition)
+
+    async def _claim_then_read(self, flow_run_id: UUID) -> tuple[FlowRun, WorkflowDefinition] | None:
+        """Claim a run known only by its id, then read it: read after the claim, the run is
+        the one this worker holds (nobody can change its attempt or suspend it meanwhile), so
+        no read before is needed, and the reads of a burst of claims go out as one request
+        (`FlowRunReads`). None: not claimed (another has it, not due, refused)."""
+        claim = await transitions.claim_if_due(self.api, flow_run_id, self.name, max_wait=CLAIM_WAIT_SECONDS)
+        if claim.due_in is not None:  # it suspended again since it was armed, or is not due yet
+            self._armed.pop(flow_run_id, None)
+            self.arm_if_soon(flow_run_id, datetime.now(UTC) + timedelta(seconds=claim.due_in))
+            return None
+        if not claim.granted:
+            return None  # another worker has it, or it was cancelled
+        assert self._flow_run_reads is not None
+        flow_run = await self._flow_run_reads.read(flow_run_id)
+        if flow_run is None:
+            return None  # deleted since
+        reason = await self._refusal(flow_run)
+        if reason is not None:
+            log.warning("refused %s: %s", encoding.execution_id_for(flow_run_id), reason)
+            await transitions.refuse(self.api, flow_run_id, self.name, reason)
+            return None
+        return flow_run, self._definition_for(flow_run)
 
     async def _execute(self, flow_run: FlowRun, definition: WorkflowDefinition) -> None:
         cancel = asyncio.Event()
@@ -257,6 +281,7 @@ class Scheduling(WorkerState):
                 http=self.engine.http,
                 resolve_workflow=self.engine.resolve_for_step,
                 cancel_requested=cancel,
+                event_batches=self._event_batches,
             )
         )
         self._running[flow_run.id] = (task, cancel)
