@@ -25,6 +25,7 @@ class FlowRunReads:
         self.window = window
         self._waiting: dict[UUID, list[asyncio.Future[FlowRun | None]]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._reading: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
 
     async def read(self, flow_run_id: UUID) -> FlowRun | None:
         """The flow run as Prefect has it now (None: Prefect has no such run)."""
@@ -42,7 +43,9 @@ class FlowRunReads:
             self._timer = None
         batch, self._waiting = self._waiting, {}
         if batch:
-            asyncio.get_running_loop().create_task(self._read(batch))
+            task = asyncio.get_running_loop().create_task(self._read(batch))
+            self._reading.add(task)
+            task.add_done_callback(self._reading.discard)
 
     async def _read(self, batch: dict[UUID, list[asyncio.Future[FlowRun | None]]]) -> None:
         try:
