@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -228,19 +228,50 @@ def test_sync_call_hands_off_at_its_limit_and_continues_async(worker: Any, http_
     assert http_server.count("POST", "/report") == 1
 
 
-def test_kill_worker_during_a_step_then_restart(start_worker: Any, http_server: RecordingServer) -> None:
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_kill_worker_during_a_step_then_restart(start_worker: Any, http_server: RecordingServer, how: str) -> None:
+    """kill -9 (a crash), or SIGTERM (stopped as a service manager stops it): the execution
+    in flight is handed to the next worker, never cancelled, and its finished steps not run again."""
     http_server.routes["POST /announce"] = (200, {})
     http_server.routes["POST /report"] = (200, {})
     first = start_worker(DEFINITIONS)
     body = submit("slow_step", {"base_url": http_server.url, "seconds": 8})
     wait_for(body["execution_id"], lambda b: b["current_step"] == "crunch", timeout=30)
-    first.kill()
+    if how == "kill":
+        first.kill()
+    else:
+        first.stop()
+        assert status(body["execution_id"])["status"] in ("pending", "running")
     second = start_worker(DEFINITIONS)
     final = wait_for(body["execution_id"], ended, timeout=90)
     assert final["status"] == "success", final
     assert http_server.count("POST", "/announce") == 1  # finished before the crash: not repeated
     assert http_server.count("POST", "/report") == 1
     second.stop()
+
+
+def test_a_waiting_run_cancelled_from_prefect_stays_cancelled_when_its_timer_fires(
+    worker: Any, http_server: RecordingServer, prefect_api: str
+) -> None:
+    """Cancelled straight in Prefect (its UI or API: no claim transition id), while the worker
+    holds a timer for the Wait: when the timer fires, nothing more runs. (The timer's claim
+    reads the run first; Prefect 3.9's terminal-state rule would refuse the claim anyway.)"""
+    from support.prefect import client
+
+    http_server.routes["POST /before"] = (200, {"ok": 1})
+    http_server.routes["POST /after"] = (200, {"ok": 2})
+    body = submit("observed_wait", {"base_url": http_server.url})
+    waiting = wait_for(body["execution_id"], lambda b: b["status"] == "waiting", timeout=30)
+    query = {"flow_runs": {"idempotency_key": {"any_": [body["execution_id"]]}}}
+    with client(prefect_api) as prefect:
+        (run,) = prefect.post("/flow_runs/filter", json=query).json()
+        state = {"type": "CANCELLED", "name": "Cancelled", "message": "from the Prefect UI"}
+        answer = prefect.post(f"/flow_runs/{run['id']}/set_state", json={"state": state, "force": True})
+        assert answer.status_code in (200, 201), answer.text
+    resume_at = datetime.fromisoformat(waiting["resume_at"])
+    time.sleep(max(0.0, (resume_at - datetime.now(UTC)).total_seconds()) + 3)
+    assert status(body["execution_id"])["status"] == "cancelled"
+    assert http_server.count("POST", "/after") == 0
 
 
 def test_kill_worker_during_a_wait_then_restart(start_worker: Any, http_server: RecordingServer) -> None:

@@ -10,7 +10,7 @@ from uuid import UUID
 from support.paths import EXAMPLE_DEFINITIONS
 
 from flowdeck.definition.catalog import load_catalog
-from flowdeck.store.event_batches import EventBatches
+from flowdeck.store.event_batches import RETRY_SECONDS, EventBatches
 from flowdeck.store.events import TaskRunEvents
 from flowdeck.store.prefect_api import PrefectAPI
 
@@ -67,7 +67,7 @@ def test_many_executions_events_are_one_request_and_each_a_task_run(prefect_api:
     asyncio.run(go())
 
 
-def test_a_failed_send_keeps_the_events_for_the_next_one(prefect_api: str) -> None:
+def test_a_failed_send_keeps_the_events_and_sends_them_again_by_itself(prefect_api: str) -> None:
     async def go() -> None:
         async with PrefectAPI() as api, PrefectAPI("http://127.0.0.1:9") as unreachable:
             flow_run_ids = await _flow_runs(api, 2)
@@ -75,9 +75,10 @@ def test_a_failed_send_keeps_the_events_for_the_next_one(prefect_api: str) -> No
             runs = _steps_of(batches, flow_run_ids)
             await runs[0].sent()  # fails (nothing listens there), returns, keeps them
             assert batches.pending == 2 * STEPS
-            batches.api = api  # Prefect is back
-            await runs[1].sent()
+            batches.api = api  # Prefect is back: the kept events go again by themselves
+            await asyncio.sleep(RETRY_SECONDS + 0.5)
             assert batches.pending == 0
+            await runs[1].sent()
             task_runs = await _task_runs(api, flow_run_ids, 2 * STEPS)
             assert len(task_runs) == 2 * STEPS
 

@@ -19,12 +19,12 @@ import asyncio
 import logging
 from typing import Any
 
-from flowdeck.errors import PrefectUnavailable
 from flowdeck.store.prefect_api import PrefectAPI
 
 WINDOW_SECONDS = 0.05
 MAX_EVENTS = 200  # per request
 MAX_PENDING = 20_000  # events kept through an outage; older ones are dropped, and logged
+RETRY_SECONDS = 1.0
 
 _log = logging.getLogger("flowdeck.events")
 
@@ -56,6 +56,18 @@ class EventBatches:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.window, self._start_sending)
 
+    async def close(self) -> None:
+        """At shutdown: send what is queued, and say how many could not be sent."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self.flush()
+        if self._timer is not None:  # a failed last send set one: nobody is left to send
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            _log.warning("%d task-run events not sent: Prefect could not be reached at shutdown", len(self._pending))
+
     async def flush(self) -> None:
         """Return once every event queued so far has been sent, or a send has failed (the
         events stay queued; the caller's own next request to Prefect will fail the same way)."""
@@ -81,9 +93,13 @@ class EventBatches:
             del self._pending[: len(batch)]
             try:
                 await self.api.create_events(batch)
-            except PrefectUnavailable as error:
+            except Exception as error:  # Prefect down, or the connection broke mid-request
                 self._pending[:0] = batch
-                _log.warning("could not send %d task-run events (kept for the next send): %s", len(batch), error)
+                _log.warning(
+                    "could not send %d task-run events (kept, sent again in %g s): %s", len(batch), RETRY_SECONDS, error
+                )
+                if self._timer is None:  # an idle worker sends them again by itself
+                    self._timer = asyncio.get_running_loop().call_later(RETRY_SECONDS, self._start_sending)
                 raise
 
 

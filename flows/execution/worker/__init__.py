@@ -95,7 +95,7 @@ class Worker(Liveness):
                 running.cancel()
             await asyncio.gather(*(t for t, _ in self._running.values()), return_exceptions=True)
             if self._event_batches is not None:
-                await self._event_batches.flush()
+                await self._event_batches.close()
             await flush_events()
             log.info("prefect requests: %s", json.dumps(dict(self.api.counts), sort_keys=True))
 

@@ -173,16 +173,21 @@ class Scheduling(WorkerState):
             return
         if not self.owns(flow_run_id):
             return  # its owner claims it; the poll catches it if the owner does not
-        # Claimed at once and read after (`_claim_then_read`): a run the scheduler made
-        # ahead of its time answers the claim with how long to wait.
-        self.arm(flow_run_id, datetime.now(UTC))
+        # Claimed at once and read after (`_claim_then_read`): the event is a read of the
+        # state a moment ago; a run the scheduler made ahead of its time answers the claim
+        # with how long to wait.
+        self.arm(flow_run_id, datetime.now(UTC), announced=True)
 
-    def arm(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None = None) -> None:
+    def arm(
+        self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None = None, *, announced: bool = False
+    ) -> None:
         """Start a timer that claims the run when it falls due (once per run). `flow_run` is
-        the run as just read, if it was: a read older than a second is repeated at the claim."""
+        the run as just read, if it was, `announced` that a Scheduled event just named it:
+        either is older than a second at the claim, the run is read again first."""
         if flow_run_id in self._armed or flow_run_id in self._running:
             return
-        self._armed[flow_run_id] = asyncio.create_task(self._claim_when_due(flow_run_id, due, flow_run))
+        claim = self._claim_when_due(flow_run_id, due, flow_run, announced)
+        self._armed[flow_run_id] = asyncio.create_task(claim)
 
     def arm_if_soon(self, flow_run_id: UUID, due: datetime) -> None:
         """A run this worker just suspended: armed now only if due within the look-ahead, so
@@ -190,7 +195,9 @@ class Scheduling(WorkerState):
         if (due - datetime.now(UTC)).total_seconds() <= self.settings.lookahead:
             self.arm(flow_run_id, due)
 
-    async def _claim_when_due(self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None) -> None:
+    async def _claim_when_due(
+        self, flow_run_id: UUID, due: datetime, flow_run: FlowRun | None, announced: bool = False
+    ) -> None:
         try:
             read_at = asyncio.get_running_loop().time()
             delay = (due - datetime.now(UTC)).total_seconds()
@@ -199,11 +206,15 @@ class Scheduling(WorkerState):
             assert self._slots is not None
             await self._slots.acquire()
             try:
-                # A run read a moment ago is claimed as read: the claim itself is refused if
-                # its state moved on meanwhile. An older read may be stale (the run suspended
-                # again, its attempt count changed): claimed first, then read again.
-                fresh = flow_run is not None and asyncio.get_running_loop().time() - read_at < 1.0
-                await self._claim_and_execute(flow_run_id, flow_run if fresh else None)
+                # A run read (or announced) a moment ago is claimed as it was: the claim is
+                # refused if it moved on to Running or a final state with the claim's id. An
+                # older read may be stale (suspended again, another attempt, cancelled from
+                # Prefect's UI, taken to Pending by a Prefect worker): read again first.
+                fresh = asyncio.get_running_loop().time() - read_at < 1.0
+                if fresh and flow_run is None and announced:
+                    await self._claim_and_execute(flow_run_id, None, announced=True)
+                else:
+                    await self._claim_and_execute(flow_run_id, flow_run if fresh else None)
             finally:
                 self._slots.release()
         except asyncio.CancelledError:
@@ -215,21 +226,32 @@ class Scheduling(WorkerState):
                 del self._armed[flow_run_id]
 
     # execution -----------------------------------------------------------------------
-    async def _claim_and_execute(self, flow_run_id: UUID, flow_run: FlowRun | None = None) -> None:
+    async def _claim_and_execute(
+        self, flow_run_id: UUID, flow_run: FlowRun | None = None, *, announced: bool = False
+    ) -> None:
         self._claimed.add(flow_run_id)
         try:
-            await self._claim_and_execute_claimed(flow_run_id, flow_run)
+            await self._claim_and_execute_claimed(flow_run_id, flow_run, announced)
         finally:
             self._claimed.discard(flow_run_id)
 
-    async def _claim_and_execute_claimed(self, flow_run_id: UUID, flow_run: FlowRun | None) -> None:
-        if flow_run is None:
+    async def _claim_and_execute_claimed(self, flow_run_id: UUID, flow_run: FlowRun | None, announced: bool) -> None:
+        if flow_run is None and announced:
             claimed = await self._claim_then_read(flow_run_id)
             if claimed is None:
                 return
             flow_run, definition = claimed
         else:
-            if flow_run.state_type != StateType.SCHEDULED:
+            if flow_run is None:
+                flow_run = await self.api.read_flow_run(flow_run_id)
+                if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
+                    due = encoding.due_of(flow_run)
+                    if due > datetime.now(UTC) + timedelta(seconds=0.05):
+                        # it suspended again since it was armed: not due yet
+                        self._armed.pop(flow_run_id, None)
+                        self.arm_if_soon(flow_run_id, due)
+                        return
+            if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
                 return
             reason = await self._refusal(flow_run)
             if reason is not None:
@@ -264,6 +286,12 @@ class Scheduling(WorkerState):
         flow_run = await self._flow_run_reads.read(flow_run_id)
         if flow_run is None:
             return None  # deleted since
+        if flow_run.state_type != StateType.RUNNING:
+            # cancelled between the claim and the read (its Cancelling event found nothing
+            # running here yet): nothing has run, so it ends Cancelled now
+            if flow_run.state_type == StateType.CANCELLING:
+                await transitions.cancel(self.api, flow_run_id)
+            return None
         reason = await self._refusal(flow_run)
         if reason is not None:
             log.warning("refused %s: %s", encoding.execution_id_for(flow_run_id), reason)
