@@ -37,7 +37,6 @@ from flowdeck.execution.worker.base import WorkerSettings, log, preferred_worker
 from flowdeck.execution.worker.liveness import Liveness
 from flowdeck.store.deployments import ensure_work_pool
 from flowdeck.store.event_batches import EventBatches
-from flowdeck.store.flow_run_reads import FlowRunReads
 from flowdeck.store.logs import flush_events
 
 __all__ = ["Worker", "WorkerSettings", "preferred_worker", "worker_name"]
@@ -61,12 +60,10 @@ class Worker(Liveness):
     _passed_over: dict[UUID, datetime] = field(default_factory=dict)  # another's run -> when anyone may take it
     _orphans_checked_at: datetime = datetime.min.replace(tzinfo=UTC)  # the last sweep for runs nobody serves
     _event_batches: EventBatches | None = None
-    _flow_run_reads: FlowRunReads | None = None
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._event_batches = EventBatches(self.api)
-        self._flow_run_reads = FlowRunReads(self.api)
         self.engine.drainer.start()  # this process also writes the outbox to Prefect
         await ensure_work_pool(self.api)
         await self._sync_deployments()

@@ -18,7 +18,6 @@ from flowdeck import settings
 from flowdeck.execution.engine import Engine
 from flowdeck.execution.reloading import Stamp
 from flowdeck.store.event_batches import EventBatches
-from flowdeck.store.flow_run_reads import FlowRunReads
 from flowdeck.store.prefect_api import PrefectAPI
 
 log = logging.getLogger("flowdeck.worker")
@@ -81,7 +80,6 @@ class WorkerState:
     _passed_over: dict[UUID, datetime]  # another's run -> when anyone may take it
     _orphans_checked_at: datetime  # the last sweep for runs nobody serves
     _event_batches: EventBatches | None  # task-run events of all executions here, sent together
-    _flow_run_reads: FlowRunReads | None  # reads of runs just announced by events, many at once
 
     @property
     def api(self) -> PrefectAPI:

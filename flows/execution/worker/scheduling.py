@@ -119,8 +119,11 @@ class Scheduling(WorkerState):
     async def _refuse(self, flow_run: FlowRun, reason: str) -> None:
         """Claim the run (so that no other worker starts it meanwhile), then fail it with why."""
         if await transitions.claim(self.api, flow_run.id, self.name):
-            log.warning("refused %s: %s", encoding.execution_id_for(flow_run.id), reason)
-            await transitions.refuse(self.api, flow_run.id, self.name, reason)
+            await self._refuse_claimed(flow_run.id, reason)
+
+    async def _refuse_claimed(self, flow_run_id: UUID, reason: str) -> None:
+        log.warning("refused %s: %s", encoding.execution_id_for(flow_run_id), reason)
+        await transitions.refuse(self.api, flow_run_id, self.name, reason)
 
     async def _refusal(self, flow_run: FlowRun) -> str | None:
         """Why this worker may not run `flow_run`: a draft nobody pinned, a version or workflow
@@ -211,10 +214,7 @@ class Scheduling(WorkerState):
                 # older read may be stale (suspended again, another attempt, cancelled from
                 # Prefect's UI, taken to Pending by a Prefect worker): read again first.
                 fresh = asyncio.get_running_loop().time() - read_at < 1.0
-                if fresh and flow_run is None and announced:
-                    await self._claim_and_execute(flow_run_id, None, announced=True)
-                else:
-                    await self._claim_and_execute(flow_run_id, flow_run if fresh else None)
+                await self._claim_and_execute(flow_run_id, flow_run if fresh else None, announced=announced and fresh)
             finally:
                 self._slots.release()
         except asyncio.CancelledError:
@@ -238,28 +238,11 @@ class Scheduling(WorkerState):
     async def _claim_and_execute_claimed(self, flow_run_id: UUID, flow_run: FlowRun | None, announced: bool) -> None:
         if flow_run is None and announced:
             claimed = await self._claim_then_read(flow_run_id)
-            if claimed is None:
-                return
-            flow_run, definition = claimed
         else:
-            if flow_run is None:
-                flow_run = await self.api.read_flow_run(flow_run_id)
-                if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
-                    due = encoding.due_of(flow_run)
-                    if due > datetime.now(UTC) + timedelta(seconds=0.05):
-                        # it suspended again since it was armed: not due yet
-                        self._armed.pop(flow_run_id, None)
-                        self.arm_if_soon(flow_run_id, due)
-                        return
-            if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
-                return
-            reason = await self._refusal(flow_run)
-            if reason is not None:
-                await self._refuse(flow_run, reason)
-                return
-            definition = self._definition_for(flow_run)
-            if not await transitions.claim(self.api, flow_run_id, self.name):
-                return  # another worker has it, or it was cancelled
+            claimed = await self._read_then_claim(flow_run_id, flow_run)
+        if claimed is None:
+            return
+        flow_run, definition = claimed
         problems = input_problems(definition, flow_run.parameters or {})
         if problems:
             listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
@@ -270,20 +253,41 @@ class Scheduling(WorkerState):
             return
         await self._execute(flow_run, definition)
 
+    async def _read_then_claim(
+        self, flow_run_id: UUID, flow_run: FlowRun | None
+    ) -> tuple[FlowRun, WorkflowDefinition] | None:
+        """Claim a run read a moment ago (`flow_run`), or read now: it must still be
+        Scheduled and due. None: not claimed (not due, moved on, another has it, refused)."""
+        if flow_run is None:
+            flow_run = await self.api.read_flow_run(flow_run_id)
+            if flow_run is not None and flow_run.state_type == StateType.SCHEDULED:
+                due = encoding.due_of(flow_run)
+                if due > datetime.now(UTC) + timedelta(seconds=0.05):
+                    self._arm_again(flow_run_id, due)  # it suspended again since it was armed
+                    return None
+        if flow_run is None or flow_run.state_type != StateType.SCHEDULED:
+            return None
+        reason = await self._refusal(flow_run)
+        if reason is not None:
+            await self._refuse(flow_run, reason)
+            return None
+        definition = self._definition_for(flow_run)
+        if not await transitions.claim(self.api, flow_run_id, self.name):
+            return None  # another worker has it, or it was cancelled
+        return flow_run, definition
+
     async def _claim_then_read(self, flow_run_id: UUID) -> tuple[FlowRun, WorkflowDefinition] | None:
-        """Claim a run known only by its id, then read it: read after the claim, the run is
-        the one this worker holds (nobody can change its attempt or suspend it meanwhile), so
-        no read before is needed, and the reads of a burst of claims go out as one request
-        (`FlowRunReads`). None: not claimed (another has it, not due, refused)."""
+        """Claim a run a Scheduled event named a moment ago, then read it: read after the
+        claim, the run is the one this worker holds (nobody can change its attempt or suspend
+        it meanwhile), so no read before is needed. None: not claimed (not due, another has
+        it, cancelled, refused)."""
         claim = await transitions.claim_if_due(self.api, flow_run_id, self.name, max_wait=CLAIM_WAIT_SECONDS)
-        if claim.due_in is not None:  # it suspended again since it was armed, or is not due yet
-            self._armed.pop(flow_run_id, None)
-            self.arm_if_soon(flow_run_id, datetime.now(UTC) + timedelta(seconds=claim.due_in))
+        if claim.due_in is not None:  # not due yet (the scheduler made it ahead)
+            self._arm_again(flow_run_id, datetime.now(UTC) + timedelta(seconds=claim.due_in))
             return None
         if not claim.granted:
             return None  # another worker has it, or it was cancelled
-        assert self._flow_run_reads is not None
-        flow_run = await self._flow_run_reads.read(flow_run_id)
+        flow_run = await self.api.read_flow_run(flow_run_id)
         if flow_run is None:
             return None  # deleted since
         if flow_run.state_type != StateType.RUNNING:
@@ -294,10 +298,14 @@ class Scheduling(WorkerState):
             return None
         reason = await self._refusal(flow_run)
         if reason is not None:
-            log.warning("refused %s: %s", encoding.execution_id_for(flow_run_id), reason)
-            await transitions.refuse(self.api, flow_run_id, self.name, reason)
+            await self._refuse_claimed(flow_run_id, reason)
             return None
         return flow_run, self._definition_for(flow_run)
+
+    def _arm_again(self, flow_run_id: UUID, due: datetime) -> None:
+        """From inside its own timer: a run not due after all is armed for its due time."""
+        self._armed.pop(flow_run_id, None)
+        self.arm_if_soon(flow_run_id, due)
 
     async def _execute(self, flow_run: FlowRun, definition: WorkflowDefinition) -> None:
         cancel = asyncio.Event()
