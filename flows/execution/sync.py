@@ -12,8 +12,9 @@ commit point:
 - the answer waits for the outbox (a fraction of a millisecond, grouped with the other
   calls of the same loop tick), never for Prefect: the drain (`flowdeck.store.drain`)
   writes the flow run, its task runs and its final state behind it. `SyncCall.finish`
-  waits for that drain (bounded; the CLI awaits it before exiting, the API after
-  responding); what is not drained then is written by the next flowdeck process.
+  waits for that drain (bounded; the CLI awaits it before exiting; the API, a long-lived
+  process with its drainer running, does not); what is not drained then is written by
+  the next flowdeck process.
 
 At the sync limit (or at a Wait that cannot finish within it) the execution is handed off:
 the hand-off entry carries the journal, the drain writes it to result storage and then
