@@ -250,8 +250,8 @@ class Drainer:
             consumed = terminal if row.mode == "sync" else None
         # a sync step's output reaches the journal before its task run does, so a reader
         # (the dashboard, `flowdeck eval --execution`, on any machine) finds it as for an async step
-        steps = [e.payload for e in entries if e.kind == "step"]
-        await asyncio.gather(*(journal.write_step(row.execution_id, s["key"], s["entry"]) for s in steps))
+        steps = {e.payload["key"]: e.payload["entry"] for e in entries if e.kind == "step"}
+        await journal.write_steps(row.execution_id, steps)
         events = [with_flow_run(e.payload, flow_run_id) for e in entries if e.kind == "event"]
         for start in range(0, len(events), EVENTS_PER_REQUEST):
             self.requests += 1
@@ -285,7 +285,7 @@ class Drainer:
 
     async def _handoff_state(self, execution_id: str, payload: dict[str, Any]) -> State[Any]:
         """The journal goes first: a worker that sees the state finds what it takes over."""
-        await asyncio.gather(*(journal.write_step(execution_id, k, v) for k, v in payload["journal"].items()))
+        await journal.write_steps(execution_id, payload["journal"])
         if payload["status"] == "waiting" and payload.get("resume_at"):
             return encoding.waiting_state(
                 payload.get("step_name") or "wait", datetime.fromisoformat(payload["resume_at"])
