@@ -136,13 +136,19 @@ async def _measure(servers: _Servers) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=250, max_keepalive_connections=250)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     section: dict[str, Any] = {}
+    # One client (one connection pool) per server: with a shared pool, the round that runs
+    # second found the first one's 200 idle connections in it, had to close some of them to
+    # open its own (the pool's limit), and paid httpcore's scan of every pooled connection
+    # per request: about a second of the client's CPU in a round of 200, charged to
+    # whichever server it called second (flowdeck's).
     async with (
         httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as client,
+        httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as plain_client,
         PrefectAPI() as api,
     ):
         for _ in range(3):  # warm-up: connections, imports, the first flow-run create
             await _calls(client, servers.api_url, servers.target_url, 1)
-            await _calls(client, servers.plain_url, servers.target_url, 1)
+            await _calls(plain_client, servers.plain_url, servers.target_url, 1)
         # one call at a time, the two servers interleaved; flowdeck's drain awaited between calls
         single: list[Any] = []
         plain_single: list[Any] = []
@@ -152,7 +158,7 @@ async def _measure(servers: _Servers) -> dict[str, Any]:
             single += results
             if figures["drain_lag_p50_ms"] is not None:
                 lags.append(figures["drain_lag_p50_ms"])
-            plain_single += await _calls(client, servers.plain_url, servers.target_url, 1)
+            plain_single += await _calls(plain_client, servers.plain_url, servers.target_url, 1)
         one = _figures(single)
         one.update(
             drain_lag_p50_ms=p50(lags) if lags else None, drain_lag_p95_ms=percentile(lags, 95) if lags else None
@@ -164,7 +170,7 @@ async def _measure(servers: _Servers) -> dict[str, Any]:
             # after its last record landed (event persister, task-run recorder), which would
             # otherwise slow the baseline down and flatter flowdeck's ratio
             await asyncio.sleep(3)
-            plain = _figures(await _calls(client, servers.plain_url, servers.target_url, n))
+            plain = _figures(await _calls(plain_client, servers.plain_url, servers.target_url, n))
             await asyncio.sleep(1)
             figures, _ = await _flowdeck_round(client, api, servers, n)
             figures["no_prefect"] = plain
