@@ -79,3 +79,29 @@ def test_a_storage_that_cannot_be_written_is_an_error_after_patience(local_store
     local_store.write_text("a file where the storage directory should be")
     with pytest.raises(PrefectUnavailable, match="cannot be reached"):
         asyncio.run(journal.write_records([("flowdeck-x-step-a", {"status": "done"})], patience=0.3))
+
+
+def test_steps_holding_every_default_executor_thread_do_not_hold_up_the_journal(local_store: Path) -> None:
+    """Code and action steps block the loop's default executor while they run; a finished
+    step's journal write goes through threads of its own."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    release = threading.Event()
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        busy = asyncio.ensure_future(asyncio.to_thread(release.wait, 10))  # a long code step
+        await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(journal.write_step("exec_" + "c" * 32, "done", {"status": "done"}), timeout=2)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            release.set()
+            await busy
+
+    assert asyncio.run(scenario())
+    assert any(p.name.endswith("-step-done") for p in local_store.iterdir())

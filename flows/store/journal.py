@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -75,6 +76,9 @@ async def write_record(key: str, value: Any, patience: float = STORAGE_PATIENCE_
 # The keys flowdeck writes (`encoding.journal_key`, `outcome_key`): one plain file name each.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.#-]*")
 _local_bases: dict[str, Path] = {}
+# Threads of the journal's own: code and action steps block the loop's default executor for
+# as long as they run, and a finished step's journal write must not wait behind them.
+_writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowdeck-journal")
 
 
 async def write_records(
@@ -114,7 +118,8 @@ async def write_records(
         for (key, _), record in zip(items, records, strict=True):
             (base / key).write_bytes(record.serialize())
 
-    await _patiently(lambda: asyncio.to_thread(write), f"writing {len(items)} records to {base}", patience)
+    loop = asyncio.get_running_loop()
+    await _patiently(lambda: loop.run_in_executor(_writers, write), f"writing {len(items)} records to {base}", patience)
     for record in records:
         record.mark_persisted()
     return records
