@@ -1,5 +1,5 @@
 """Journal writes on local result storage (the embedded default): several records in one
-worker-thread call, files identical to the ones Prefect's ResultStore writes."""
+call on the journal's own threads, files identical to the ones Prefect's ResultStore writes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from prefect.filesystems import LocalFileSystem
-from prefect.results import ResultStore
-from prefect.serializers import JSONSerializer
+from support.result_storage import journal_storage
 
 from flowdeck.errors import PrefectUnavailable
 from flowdeck.store import journal
@@ -21,16 +20,8 @@ pytestmark = pytest.mark.fast
 @pytest.fixture
 def local_store(tmp_path: Path) -> Iterator[Path]:
     base = tmp_path / "storage"
-    saved = journal._store
-    journal._store = ResultStore(
-        result_storage=LocalFileSystem(basepath=str(base)),
-        serializer=JSONSerializer(),
-        cache_result_in_memory=False,
-    )
-    try:
+    with journal_storage(LocalFileSystem(basepath=str(base))):
         yield base
-    finally:
-        journal._store = saved
 
 
 def test_records_written_together_are_the_files_prefect_writes(local_store: Path) -> None:

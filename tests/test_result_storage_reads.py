@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.results import ResultStore
-from prefect.serializers import JSONSerializer
 from prefect_redis import RedisDatabase
+from support.result_storage import journal_storage
 
 from flowdeck.errors import PrefectUnavailable
 from flowdeck.local.spawn import free_port as _free_port
@@ -32,16 +31,8 @@ def redis_store(request: pytest.FixtureRequest, prefect_api: str) -> Iterator[in
     port = getattr(request, "param", None) or int(os.environ.get("FLOWDECK_TEST_REDIS_PORT", "6379"))
     block = RedisDatabase(host=REDIS_HOST, port=port, db=12)
     block.save(f"flowdeck-test-redis-{port}", overwrite=True)
-    saved = recording._store
-    recording._store = ResultStore(
-        result_storage=block,
-        serializer=JSONSerializer(),
-        cache_result_in_memory=False,
-    )
-    try:
+    with journal_storage(block):
         yield port
-    finally:
-        recording._store = saved
 
 
 def test_a_record_written_is_read_back_and_a_missing_one_is_none(redis_store: int) -> None:

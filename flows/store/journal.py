@@ -86,13 +86,14 @@ async def write_records(
 ) -> list[ResultRecord[Any]]:
     """Several records (key, value) at once, in the order given.
 
-    On local files (the embedded default) they are written in one call on a worker thread:
+    On local files (the embedded default) they are written in one call on the journal's
+    own threads:
     Prefect's `apersist_result_record` resolves the base path twice per record and makes
     three thread hops (open, write, close) on the caller's event loop, which at 200
     concurrent sync calls was a quarter of the API process's time (docs/benchmarks.md,
     session 7). The files are the ones Prefect writes: the same path and the same
     `ResultRecord` bytes (`test_journal.py` holds them equal). Other storages go through
-    Prefect's own method, a record at a time."""
+    Prefect's own method, one call per record."""
     store = result_store()
     storage = store.result_storage
     if type(storage) is not LocalFileSystem or not all(_PLAIN_KEY.fullmatch(key) for key, _ in items):
